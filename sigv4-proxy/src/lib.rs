@@ -1,0 +1,12 @@
+//! A streaming AWS SigV4 signing reverse proxy for Amazon Managed Service for Prometheus.
+
+pub mod body;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod headers;
+pub mod proxy;
+pub mod server;
+pub mod signing;
+pub mod target;
+pub mod upstream;

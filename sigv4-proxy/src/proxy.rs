@@ -1,0 +1,283 @@
+//! The proxy service: turn a client request into a signed upstream request and stream the
+//! answer back.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response, Uri, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use tracing::Instrument as _;
+
+use crate::body;
+use crate::credentials::CredentialCache;
+use crate::error::ProxyError;
+use crate::headers::HeaderPolicy;
+use crate::signing::{Payload, Signer};
+use crate::target::{self, TargetError};
+use crate::upstream::UpstreamClient;
+
+/// What goes upstream: a buffered, hashed body or, with `--unsigned-payload`, the client's
+/// body streamed through.
+pub type UpstreamBody<B> = Either<Full<Bytes>, B>;
+/// What goes back to the client: the upstream's body as it arrives, or our own error.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// Where and how to forward.
+#[derive(Debug, Clone)]
+pub struct ForwardSettings {
+    pub scheme: Scheme,
+    /// Where to connect (`--host`).
+    pub authority: Authority,
+    /// The Host header sent and signed (`--sign-host`, else `--host`).
+    pub host_header: HeaderValue,
+    pub max_request_body: u64,
+    pub unsigned_payload: bool,
+    /// Time allowed for the upstream's response headers; the body may stream for longer.
+    pub upstream_timeout: Option<Duration>,
+    pub log_failed_requests: bool,
+    pub log_signing_process: bool,
+}
+
+/// A `tower::Service` that signs and forwards; never fails, errors become JSON answers.
+#[derive(Debug)]
+pub struct Proxy<B> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B> Clone for Proxy<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner<B> {
+    settings: ForwardSettings,
+    policy: HeaderPolicy,
+    signer: Signer,
+    credentials: CredentialCache,
+    client: UpstreamClient<UpstreamBody<B>>,
+}
+
+impl<B> Proxy<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    pub fn new(
+        settings: ForwardSettings,
+        policy: HeaderPolicy,
+        signer: Signer,
+        credentials: CredentialCache,
+        client: UpstreamClient<UpstreamBody<B>>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                policy,
+                signer,
+                credentials,
+                client,
+            }),
+        }
+    }
+}
+
+impl<B> tower::Service<Request<B>> for Proxy<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        // The span carries the path but never the query: PromQL can be sensitive.
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+        );
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                match inner.forward(request).await {
+                    Ok(response) => {
+                        tracing::debug!(
+                            status = response.status().as_u16(),
+                            headers_ms = started.elapsed().as_secs_f64() * 1e3,
+                            "upstream answered"
+                        );
+                        Ok(response.map(Either::Left))
+                    }
+                    Err(error) => {
+                        let status = error.status();
+                        if status.is_server_error() {
+                            tracing::warn!(status = status.as_u16(), error = %error, "request failed");
+                        } else {
+                            tracing::info!(status = status.as_u16(), error = %error, "request refused");
+                        }
+                        Ok(error.into_response().map(Either::Right))
+                    }
+                }
+            }
+            .instrument(span),
+        )
+    }
+}
+
+impl<B> Inner<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    async fn forward(&self, request: Request<B>) -> Result<Response<Incoming>, ProxyError> {
+        let settings = &self.settings;
+        let (parts, body) = request.into_parts();
+        let path_and_query = target::upstream_target(parts.uri.path(), parts.uri.query())?;
+        let declared = declared_length(&parts.headers);
+        if let Some(declared) = declared
+            && declared > settings.max_request_body
+        {
+            return Err(ProxyError::DeclaredTooLarge {
+                declared,
+                limit: settings.max_request_body,
+            });
+        }
+
+        let mut headers = self.policy.upstream_headers(&parts.headers);
+        headers.insert(header::HOST, settings.host_header.clone());
+        let (body, payload) = if settings.unsigned_payload {
+            if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
+                headers.insert(header::CONTENT_LENGTH, length.clone());
+            }
+            (Either::Right(body), Payload::Unsigned)
+        } else {
+            let hashed = body::read_hashed(body, settings.max_request_body).await?;
+            // Content-Length is set (and so signed) whenever the client sent a body, so that
+            // the HTTP client has nothing left to add on its own.
+            if !hashed.bytes.is_empty()
+                || declared.is_some()
+                || parts.headers.contains_key(header::TRANSFER_ENCODING)
+            {
+                headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(hashed.bytes.len()),
+                );
+            }
+            (
+                Either::Left(Full::new(hashed.bytes)),
+                Payload::Sha256(hashed.sha256_hex),
+            )
+        };
+
+        let uri = Uri::builder()
+            .scheme(settings.scheme.clone())
+            .authority(settings.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| TargetError::Unparseable)?;
+        let mut outbound = Request::new(body);
+        *outbound.method_mut() = parts.method;
+        *outbound.uri_mut() = uri;
+        *outbound.headers_mut() = headers;
+
+        let credentials = self.credentials.get().await?;
+        let summary = self.signer.sign(
+            &mut outbound,
+            &payload,
+            &credentials.identity,
+            SystemTime::now(),
+        )?;
+        if settings.log_signing_process {
+            tracing::info!(
+                service = self.signer.service(),
+                region = self.signer.region(),
+                signed_headers = %summary.signed_headers,
+                upstream_path = outbound.uri().path(),
+                query_keys = %query_keys(outbound.uri().query()),
+                payload = match &payload { Payload::Sha256(hex) => hex.as_str(), Payload::Unsigned => "UNSIGNED-PAYLOAD" },
+                access_key_id = %crate::credentials::mask(&credentials.access_key_id),
+                "signed request"
+            );
+        }
+
+        let sent = self.client.request(outbound);
+        let response = match settings.upstream_timeout {
+            Some(limit) => tokio::time::timeout(limit, sent)
+                .await
+                .map_err(|_| ProxyError::UpstreamTimeout(limit))?,
+            None => sent.await,
+        }
+        .map_err(|e| ProxyError::Upstream(e.into()))?;
+
+        let (mut head, body) = response.into_parts();
+        HeaderPolicy::response_headers(&mut head.headers);
+        head.version = parts.version;
+        if settings.log_failed_requests
+            && (head.status.is_client_error() || head.status.is_server_error())
+        {
+            tracing::warn!(
+                status = head.status.as_u16(),
+                error_type = head
+                    .headers
+                    .get("x-amzn-errortype")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+                request_id = head
+                    .headers
+                    .get("x-amzn-requestid")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+                "upstream refused the request"
+            );
+        }
+        Ok(Response::from_parts(head, body))
+    }
+}
+
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Only the parameter names: values (PromQL, label matchers) stay out of logs.
+fn query_keys(query: Option<&str>) -> String {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .map(|pair| pair.split('=').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_keys_drop_values() {
+        assert_eq!(
+            query_keys(Some("query=up%7Bjob%3D%22x%22%7D&time=1&timeout=")),
+            "query,time,timeout"
+        );
+        assert_eq!(query_keys(None), "");
+    }
+}
