@@ -57,6 +57,15 @@ pub struct Args {
     )]
     pub port: String,
 
+    /// Address of the admin listener (/healthz, /readyz, /metrics), or `off`.
+    #[arg(
+        long = "admin-port",
+        env = "SIGV4_PROXY_ADMIN_PORT",
+        default_value = ":8081",
+        value_name = "ADDR"
+    )]
+    pub admin_port: String,
+
     /// Scheme for upstream connections.
     #[arg(
         long = "upstream-url-scheme",
@@ -192,6 +201,7 @@ pub struct Args {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
     pub service: String,
     pub region: String,
     pub scheme: Scheme,
@@ -238,8 +248,16 @@ pub enum ConfigError {
     MissingSigningScope(&'static str),
     #[error("--region {0:?} is not an AWS region name")]
     BadRegion(String),
-    #[error("--port {value:?} is not a listen address like :8080 or 127.0.0.1:8080: {reason}")]
-    BadListen { value: String, reason: String },
+    #[error("{flag} {value:?} is not a listen address like :8080 or 127.0.0.1:8080: {reason}")]
+    BadListen {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("--admin-port and --port must differ (both {0})")]
+    SameListeners(SocketAddr),
+    #[error("--host {0} is this proxy's own listener: every request would loop")]
+    SelfLoop(String),
     #[error("--role-arn {0:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")]
     BadRoleArn(String),
     #[error(transparent)]
@@ -317,8 +335,21 @@ impl Args {
             return Err(ConfigError::ZeroIdleConns);
         }
 
+        let listen = parse_listen("--port", &self.port)?;
+        let admin_listen = match self.admin_port.as_str() {
+            "off" | "" => None,
+            value => Some(parse_listen("--admin-port", value)?),
+        };
+        if admin_listen.is_some_and(|admin| admin.port() == listen.port() && admin.port() != 0) {
+            return Err(ConfigError::SameListeners(listen));
+        }
+        if points_at(&authority, &scheme, listen) {
+            return Err(ConfigError::SelfLoop(authority.to_string()));
+        }
+
         Ok(Config {
-            listen: parse_listen(&self.port)?,
+            listen,
+            admin_listen,
             service,
             region,
             scheme,
@@ -417,8 +448,32 @@ fn is_region_name(value: &str) -> bool {
         && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
-fn parse_listen(value: &str) -> Result<SocketAddr, ConfigError> {
+/// Whether `--host` names our own listener by a loopback or literal address (the common
+/// copy-paste mistake). Names that need DNS are left to the `Via` check at run time.
+fn points_at(authority: &Authority, scheme: &Scheme, listen: SocketAddr) -> bool {
+    let port = authority
+        .port_u16()
+        .unwrap_or(if *scheme == Scheme::HTTPS { 443 } else { 80 });
+    if port != listen.port() {
+        return false;
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        ip
+    } else {
+        return false;
+    };
+    ip == listen.ip() || (listen.ip().is_unspecified() && ip.is_loopback())
+}
+
+fn parse_listen(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     let bad = |reason: String| ConfigError::BadListen {
+        flag,
         value: value.to_owned(),
         reason,
     };
@@ -600,24 +655,69 @@ mod tests {
 
     #[test]
     fn go_style_listen_addresses() {
+        let listen = |v| parse_listen("--port", v);
         assert_eq!(
-            parse_listen(":8005").expect("ok"),
+            listen(":8005").expect("ok"),
             "0.0.0.0:8005".parse().expect("addr")
         );
         assert_eq!(
-            parse_listen("127.0.0.1:0").expect("ok"),
+            listen("127.0.0.1:0").expect("ok"),
             "127.0.0.1:0".parse().expect("addr")
         );
         assert_eq!(
-            parse_listen("[::1]:8080").expect("ok"),
+            listen("[::1]:8080").expect("ok"),
             "[::1]:8080".parse().expect("addr")
         );
         assert_eq!(
-            parse_listen("9000").expect("ok"),
+            listen("9000").expect("ok"),
             "0.0.0.0:9000".parse().expect("addr")
         );
-        assert!(parse_listen("localhost").is_err());
-        assert!(parse_listen(":http-alt").is_err());
+        assert!(listen("localhost").is_err());
+        assert!(listen(":http-alt").is_err());
+    }
+
+    #[test]
+    fn self_loops_are_refused_at_start() {
+        let scope = [
+            "--upstream-url-scheme",
+            "http",
+            "--name",
+            "aps",
+            "--region",
+            "us-east-1",
+        ];
+        for (host, port) in [
+            ("localhost:8080", ":8080"),
+            ("127.0.0.1:8080", ":8080"),
+            ("127.0.0.1:9000", "127.0.0.1:9000"),
+            ("[::1]:8080", ":8080"),
+        ] {
+            let mut argv = vec!["--host", host, "--port", port];
+            argv.extend_from_slice(&scope);
+            assert!(
+                matches!(config(&argv), Err(ConfigError::SelfLoop(_))),
+                "{host} {port}"
+            );
+        }
+        let mut argv = vec!["--host", "127.0.0.1:9090", "--port", ":8080"];
+        argv.extend_from_slice(&scope);
+        assert!(config(&argv).is_ok());
+    }
+
+    #[test]
+    fn admin_listener_is_separate_or_off() {
+        let host = ["--host", "aps-workspaces.us-east-1.amazonaws.com"];
+        let cfg = config(&host).expect("valid");
+        assert_eq!(
+            cfg.admin_listen,
+            Some("0.0.0.0:8081".parse().expect("addr"))
+        );
+        let mut off = host.to_vec();
+        off.extend(["--admin-port", "off"]);
+        assert_eq!(config(&off).expect("valid").admin_listen, None);
+        let mut same = host.to_vec();
+        same.extend(["--admin-port", ":8080"]);
+        assert!(matches!(config(&same), Err(ConfigError::SameListeners(_))));
     }
 
     #[test]

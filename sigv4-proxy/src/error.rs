@@ -30,6 +30,8 @@ pub enum ProxyError {
     Upstream(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("upstream did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
+    #[error("request already passed through this proxy (Via)")]
+    Loop,
 }
 
 impl ProxyError {
@@ -44,6 +46,7 @@ impl ProxyError {
             Self::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Loop => StatusCode::LOOP_DETECTED,
         }
     }
 
@@ -59,6 +62,7 @@ impl ProxyError {
             Self::Signing(_) => "signing_failed",
             Self::Upstream(_) => "upstream_unavailable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::Loop => "loop_detected",
         }
     }
 
@@ -84,6 +88,9 @@ impl ProxyError {
                     "the upstream did not answer within {}s",
                     limit.as_secs_f64()
                 )
+            }
+            Self::Loop => {
+                "the request came back to the proxy that sent it; check --host".to_owned()
             }
         }
     }

@@ -1,10 +1,13 @@
 //! A streaming AWS SigV4 signing reverse proxy for Amazon Managed Service for Prometheus.
 
+pub mod admin;
 pub mod body;
 pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod headers;
+pub mod metered;
+pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod signing;

@@ -1,4 +1,8 @@
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::Region;
@@ -6,11 +10,15 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use clap::Parser as _;
 use clap::error::ErrorKind;
+use http::HeaderValue;
 use hyper::body::Incoming;
+use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use sigv4_proxy::admin::AdminState;
 use sigv4_proxy::config::{Args, Config, LogFormat};
 use sigv4_proxy::credentials::CredentialCache;
+use sigv4_proxy::metrics::{CredentialMetrics, Metrics};
 use sigv4_proxy::proxy::{ForwardSettings, Proxy};
 use sigv4_proxy::server;
 use sigv4_proxy::signing::Signer;
@@ -76,7 +84,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let credentials = CredentialCache::new(credentials_provider(&config).await?);
+    let metrics = Arc::new(Metrics::default());
+    let credentials = CredentialCache::with_observer(
+        credentials_provider(&config).await?,
+        CredentialMetrics(metrics.clone()),
+    );
     let _refresher = credentials.spawn_refresher();
 
     let client = build_client(&UpstreamSettings {
@@ -95,16 +107,49 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             upstream_timeout: config.upstream_timeout,
             log_failed_requests: config.log_failed_requests,
             log_signing_process: config.log_signing_process,
+            via: via_token(),
         },
         config.policy.clone(),
         Signer::new(config.service.clone(), config.region.clone()),
-        credentials,
+        credentials.clone(),
         client,
+        metrics.clone(),
     );
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let admin_listener = match config.admin_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen on {address} (--admin-port): {e}"))?,
+        ),
+        None => None,
+    };
+
+    let draining = Arc::new(AtomicBool::new(false));
+    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+    let admin_task = admin_listener.map(|admin_listener| {
+        if let Ok(address) = admin_listener.local_addr() {
+            tracing::info!(%address, "admin listening");
+        }
+        let state = AdminState {
+            metrics,
+            credentials,
+            draining: draining.clone(),
+        };
+        let mut admin_stopped = admin_stopped;
+        tokio::spawn(server::serve(
+            admin_listener,
+            state,
+            async move {
+                let _ = admin_stopped.wait_for(|stop| *stop).await;
+            },
+            Duration::from_secs(1),
+        ))
+    });
+
     tracing::info!(
         address = %listener.local_addr()?,
         upstream = %format_args!("{}://{}", config.scheme, config.authority),
@@ -112,14 +157,32 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         region = %config.region,
         "listening"
     );
-    server::serve(
-        listener,
-        proxy,
-        server::shutdown_signal(),
-        config.shutdown_timeout,
-    )
-    .await;
+    let shutdown = async {
+        server::shutdown_signal().await;
+        // Readiness fails from here on, so load balancers stop sending new requests.
+        draining.store(true, Ordering::SeqCst);
+    };
+    server::serve(listener, proxy, shutdown, config.shutdown_timeout).await;
+    let _ = stop_admin.send(true);
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// This process' received-by pseudonym for `Via`, unique per process so that a request
+/// that comes back to us is recognised.
+fn via_token() -> HeaderValue {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    // RandomState is seeded from the OS; enough to tell proxy processes apart.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let token = format!(
+        "1.1 sigv4-proxy-{:012x}",
+        hasher.finish() & 0xffff_ffff_ffff
+    );
+    HeaderValue::from_str(&token).expect("ASCII token")
 }
 
 /// aws-config's default chain (env, profile, web identity, container, IMDS), with
@@ -160,7 +223,8 @@ fn init_logging(config: &Config) {
         .add_directive("h2=info".parse().expect("static directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log_format {
         LogFormat::Json => builder.json().with_current_span(true).init(),
         LogFormat::Text => builder.init(),

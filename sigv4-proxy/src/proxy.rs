@@ -19,6 +19,8 @@ use crate::body;
 use crate::credentials::CredentialCache;
 use crate::error::ProxyError;
 use crate::headers::HeaderPolicy;
+use crate::metered::{InFlight, MeteredBody};
+use crate::metrics::{self, ErrorLabels, Metrics, RequestLabels, RouteLabels};
 use crate::signing::{Payload, Signer};
 use crate::target::{self, TargetError};
 use crate::upstream::UpstreamClient;
@@ -27,7 +29,7 @@ use crate::upstream::UpstreamClient;
 /// body streamed through.
 pub type UpstreamBody<B> = Either<Full<Bytes>, B>;
 /// What goes back to the client: the upstream's body as it arrives, or our own error.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = MeteredBody<Either<Incoming, Full<Bytes>>>;
 
 /// Where and how to forward.
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct ForwardSettings {
     pub upstream_timeout: Option<Duration>,
     pub log_failed_requests: bool,
     pub log_signing_process: bool,
+    /// This process' `Via` token; a request already carrying it has looped back to us.
+    pub via: HeaderValue,
 }
 
 /// A `tower::Service` that signs and forwards; never fails, errors become JSON answers.
@@ -66,6 +70,7 @@ struct Inner<B> {
     signer: Signer,
     credentials: CredentialCache,
     client: UpstreamClient<UpstreamBody<B>>,
+    metrics: Arc<Metrics>,
 }
 
 impl<B> Proxy<B>
@@ -79,6 +84,7 @@ where
         signer: Signer,
         credentials: CredentialCache,
         client: UpstreamClient<UpstreamBody<B>>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -87,6 +93,7 @@ where
                 signer,
                 credentials,
                 client,
+                metrics,
             }),
         }
     }
@@ -116,15 +123,12 @@ where
         Box::pin(
             async move {
                 let started = Instant::now();
-                match inner.forward(request).await {
-                    Ok(response) => {
-                        tracing::debug!(
-                            status = response.status().as_u16(),
-                            headers_ms = started.elapsed().as_secs_f64() * 1e3,
-                            "upstream answered"
-                        );
-                        Ok(response.map(Either::Left))
-                    }
+                let metrics = inner.metrics.clone();
+                let in_flight = InFlight::start(metrics.clone());
+                let route = metrics::route_class(request.uri().path());
+                let method = method_label(request.method());
+                let response = match inner.forward(request, route).await {
+                    Ok(response) => response.map(Either::Left),
                     Err(error) => {
                         let status = error.status();
                         if status.is_server_error() {
@@ -132,9 +136,21 @@ where
                         } else {
                             tracing::info!(status = status.as_u16(), error = %error, "request refused");
                         }
-                        Ok(error.into_response().map(Either::Right))
+                        metrics.errors.get_or_create(&ErrorLabels { kind: error.code() }).inc();
+                        error.into_response().map(Either::Right)
                     }
-                }
+                };
+                let status = response.status().as_u16();
+                metrics
+                    .requests
+                    .get_or_create(&RequestLabels { method, route, status })
+                    .inc();
+                metrics
+                    .request_duration
+                    .get_or_create(&RouteLabels { route })
+                    .observe(started.elapsed().as_secs_f64());
+                tracing::debug!(status, headers_ms = started.elapsed().as_secs_f64() * 1e3, "answered");
+                Ok(response.map(|body| MeteredBody::new(body, in_flight)))
             }
             .instrument(span),
         )
@@ -146,9 +162,21 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    async fn forward(&self, request: Request<B>) -> Result<Response<Incoming>, ProxyError> {
+    async fn forward(
+        &self,
+        request: Request<B>,
+        route: &'static str,
+    ) -> Result<Response<Incoming>, ProxyError> {
         let settings = &self.settings;
         let (parts, body) = request.into_parts();
+        if parts
+            .headers
+            .get_all(header::VIA)
+            .iter()
+            .any(|via| contains_token(via.as_bytes(), settings.via.as_bytes()))
+        {
+            return Err(ProxyError::Loop);
+        }
         let path_and_query = target::upstream_target(parts.uri.path(), parts.uri.query())?;
         let declared = declared_length(&parts.headers);
         if let Some(declared) = declared
@@ -162,13 +190,18 @@ where
 
         let mut headers = self.policy.upstream_headers(&parts.headers);
         headers.insert(header::HOST, settings.host_header.clone());
+        headers.append(header::VIA, settings.via.clone());
         let (body, payload) = if settings.unsigned_payload {
             if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
                 headers.insert(header::CONTENT_LENGTH, length.clone());
+                self.metrics
+                    .request_bytes
+                    .inc_by(declared.unwrap_or_default());
             }
             (Either::Right(body), Payload::Unsigned)
         } else {
             let hashed = body::read_hashed(body, settings.max_request_body).await?;
+            self.metrics.request_bytes.inc_by(hashed.bytes.len() as u64);
             // Content-Length is set (and so signed) whenever the client sent a body, so that
             // the HTTP client has nothing left to add on its own.
             if !hashed.bytes.is_empty()
@@ -217,6 +250,7 @@ where
             );
         }
 
+        let upstream_started = Instant::now();
         let sent = self.client.request(outbound);
         let response = match settings.upstream_timeout {
             Some(limit) => tokio::time::timeout(limit, sent)
@@ -225,6 +259,10 @@ where
             None => sent.await,
         }
         .map_err(|e| ProxyError::Upstream(e.into()))?;
+        self.metrics
+            .upstream_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(upstream_started.elapsed().as_secs_f64());
 
         let (mut head, body) = response.into_parts();
         HeaderPolicy::response_headers(&mut head.headers);
@@ -251,6 +289,35 @@ where
     }
 }
 
+/// Bounded label values: anything unusual is "other".
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Whether a `Via` header lists the same received-by pseudonym as `ours` ("1.1 <name>").
+fn contains_token(via: &[u8], ours: &[u8]) -> bool {
+    let received_by = |entry: &[u8]| -> Vec<u8> {
+        entry
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|word| !word.is_empty())
+            .nth(1)
+            .unwrap_or_default()
+            .to_vec()
+    };
+    let ours = received_by(ours);
+    via.split(|b| *b == b',')
+        .any(|entry| received_by(entry) == ours)
+}
+
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -271,6 +338,15 @@ fn query_keys(query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn via_loops_are_recognised_by_instance_token() {
+        let ours = b"1.1 sigv4-proxy-1a2b3c";
+        assert!(contains_token(b"1.1 sigv4-proxy-1a2b3c", ours));
+        assert!(contains_token(b"1.1 nginx, 1.1 sigv4-proxy-1a2b3c", ours));
+        assert!(!contains_token(b"1.1 sigv4-proxy-ffffff", ours));
+        assert!(!contains_token(b"1.1 sigv4-proxy-1a2b3c4", ours));
+    }
 
     #[test]
     fn query_keys_drop_values() {
