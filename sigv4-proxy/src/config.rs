@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 
+use crate::admission::{Admission, PathRule};
 use crate::headers::{HeaderPolicy, HeaderPolicyError};
 
 const DEFAULT_MAX_BODY: u64 = 32 * 1024 * 1024;
@@ -176,6 +177,48 @@ pub struct Args {
     )]
     pub shutdown_timeout: Duration,
 
+    /// Only forward paths starting with this prefix, or matching this regex when it starts
+    /// with `^` (repeatable; env: comma-separated). Default: every path.
+    #[arg(
+        long = "allow-path",
+        env = "SIGV4_PROXY_ALLOW_PATH",
+        value_delimiter = ',',
+        value_name = "PREFIX|^REGEX"
+    )]
+    pub allow_path: Vec<String>,
+
+    /// Refuse writes (remote_write, Alertmanager and rules changes) with 403, so a shared
+    /// query gateway cannot write with its IAM role.
+    #[arg(long = "read-only", env = "SIGV4_PROXY_READ_ONLY")]
+    pub read_only: bool,
+
+    /// Upstream requests in flight at once; more get 503 with Retry-After. 0: no limit.
+    #[arg(
+        long = "max-concurrent-requests",
+        env = "SIGV4_PROXY_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Largest request head (request line and headers) accepted, in bytes; larger ones get 431.
+    #[arg(
+        long = "max-header-bytes",
+        env = "SIGV4_PROXY_MAX_HEADER_BYTES",
+        default_value_t = 64 * 1024,
+        value_name = "BYTES"
+    )]
+    pub max_header_bytes: usize,
+
+    /// Forward X-Scope-OrgID to AMP. By default it is stripped when --host is AMP, which
+    /// rejects it (Grafana and KEDA users often send it).
+    #[arg(long = "keep-scope-orgid", env = "SIGV4_PROXY_KEEP_SCOPE_ORGID")]
+    pub keep_scope_orgid: bool,
+
+    /// One log line per request: method, path (no query), status, bytes, duration.
+    #[arg(long = "access-log", env = "SIGV4_PROXY_ACCESS_LOG")]
+    pub access_log: bool,
+
     /// Debug logging (never bodies, queries or secrets); implies the two --log-* flags.
     #[arg(short = 'v', long, env = "SIGV4_PROXY_VERBOSE")]
     pub verbose: bool,
@@ -208,6 +251,9 @@ pub struct Config {
     pub authority: Authority,
     pub host_header: HeaderValue,
     pub policy: HeaderPolicy,
+    pub admission: Admission,
+    pub max_header_bytes: usize,
+    pub access_log: bool,
     pub role: Option<AssumeRole>,
     pub unsigned_payload: bool,
     pub no_verify_ssl: bool,
@@ -262,6 +308,10 @@ pub enum ConfigError {
     BadRoleArn(String),
     #[error(transparent)]
     Headers(#[from] HeaderPolicyError),
+    #[error("--allow-path {value:?} is not a valid regular expression: {reason}")]
+    BadAllowPath { value: String, reason: String },
+    #[error("--max-header-bytes must be at least 8192")]
+    SmallHeaderLimit,
     #[error("--max-request-body-size must be at least 1 byte")]
     ZeroBodyLimit,
     #[error("--transport.max-idle-conns-per-host must be at least 1")]
@@ -287,7 +337,7 @@ impl Args {
             .as_ref()
             .and_then(|a| amp_region(a.host()))
             .or_else(|| amp_region(authority.host()));
-        let (service, region) = match (&self.name, &self.region, derived) {
+        let (service, region) = match (&self.name, &self.region, derived.clone()) {
             (Some(name), Some(region), _) => (name.clone(), region.clone()),
             (name, region, Some(derived)) => (
                 name.clone().unwrap_or_else(|| "aps".to_owned()),
@@ -334,6 +384,24 @@ impl Args {
         if self.max_idle_conns_per_host == 0 {
             return Err(ConfigError::ZeroIdleConns);
         }
+        if self.max_header_bytes < 8192 {
+            return Err(ConfigError::SmallHeaderLimit);
+        }
+        let allow = self
+            .allow_path
+            .iter()
+            .map(|value| {
+                PathRule::parse(value).map_err(|e| ConfigError::BadAllowPath {
+                    value: value.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let targets_amp = derived.is_some();
+        let mut strip = self.strip.clone();
+        if targets_amp && !self.keep_scope_orgid {
+            strip.push("x-scope-orgid".to_owned());
+        }
 
         let listen = parse_listen("--port", &self.port)?;
         let admin_listen = match self.admin_port.as_str() {
@@ -355,7 +423,10 @@ impl Args {
             scheme,
             authority,
             host_header,
-            policy: HeaderPolicy::new(&self.strip, &self.duplicate_headers, &self.custom_headers)?,
+            policy: HeaderPolicy::new(&strip, &self.duplicate_headers, &self.custom_headers)?,
+            admission: Admission::new(allow, self.read_only, self.max_concurrent_requests),
+            max_header_bytes: self.max_header_bytes,
+            access_log: self.access_log,
             role,
             unsigned_payload: self.unsigned_payload,
             no_verify_ssl: self.no_verify_ssl,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use crate::admission::Refusal;
 use crate::body::BodyError;
 use crate::credentials::CredentialsError;
 use crate::signing::SigningError;
@@ -32,6 +33,8 @@ pub enum ProxyError {
     UpstreamTimeout(std::time::Duration),
     #[error("request already passed through this proxy (Via)")]
     Loop,
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 impl ProxyError {
@@ -47,6 +50,8 @@ impl ProxyError {
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Loop => StatusCode::LOOP_DETECTED,
+            Self::Refused(Refusal::PathNotAllowed | Refusal::ReadOnly) => StatusCode::FORBIDDEN,
+            Self::Refused(Refusal::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -63,6 +68,9 @@ impl ProxyError {
             Self::Upstream(_) => "upstream_unavailable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::Loop => "loop_detected",
+            Self::Refused(Refusal::PathNotAllowed) => "path_not_allowed",
+            Self::Refused(Refusal::ReadOnly) => "read_only",
+            Self::Refused(Refusal::Overloaded) => "overloaded",
         }
     }
 
@@ -92,11 +100,26 @@ impl ProxyError {
             Self::Loop => {
                 "the request came back to the proxy that sent it; check --host".to_owned()
             }
+            Self::Refused(Refusal::PathNotAllowed) => {
+                "this path is not allowed through the proxy (--allow-path)".to_owned()
+            }
+            Self::Refused(Refusal::ReadOnly) => {
+                "the proxy is read-only: writes are refused (--read-only)".to_owned()
+            }
+            Self::Refused(Refusal::Overloaded) => {
+                "too many requests in flight (--max-concurrent-requests); retry shortly".to_owned()
+            }
         }
     }
 
     pub fn into_response(&self) -> Response<Full<Bytes>> {
-        error_response(self.status(), self.code(), &self.public_reason())
+        let mut response = error_response(self.status(), self.code(), &self.public_reason());
+        if matches!(self, Self::Refused(Refusal::Overloaded)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

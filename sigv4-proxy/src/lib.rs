@@ -1,6 +1,7 @@
 //! A streaming AWS SigV4 signing reverse proxy for Amazon Managed Service for Prometheus.
 
 pub mod admin;
+pub mod admission;
 pub mod body;
 pub mod config;
 pub mod credentials;

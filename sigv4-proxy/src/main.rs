@@ -108,12 +108,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             log_failed_requests: config.log_failed_requests,
             log_signing_process: config.log_signing_process,
             via: via_token(),
+            access_log: config.access_log,
         },
         config.policy.clone(),
         Signer::new(config.service.clone(), config.region.clone()),
         credentials.clone(),
         client,
         metrics.clone(),
+        config.admission.clone(),
     );
 
     let listener = TcpListener::bind(config.listen)
@@ -143,6 +145,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(server::serve(
             admin_listener,
             state,
+            server::ServerLimits::default(),
             async move {
                 let _ = admin_stopped.wait_for(|stop| *stop).await;
             },
@@ -162,7 +165,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         // Readiness fails from here on, so load balancers stop sending new requests.
         draining.store(true, Ordering::SeqCst);
     };
-    server::serve(listener, proxy, shutdown, config.shutdown_timeout).await;
+    let limits = server::ServerLimits {
+        max_header_bytes: config.max_header_bytes,
+    };
+    server::serve(listener, proxy, limits, shutdown, config.shutdown_timeout).await;
     let _ = stop_admin.send(true);
     if let Some(task) = admin_task {
         let _ = task.await;

@@ -1,29 +1,72 @@
-//! A response body that counts the bytes it streams and keeps its request counted as in
-//! flight until the last byte is sent or the client goes away.
+//! A response body that counts the bytes it streams, and a guard that keeps its request
+//! counted (in-flight gauge, concurrency permit) until the last byte is sent or the client
+//! goes away, then writes the access-log line.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::metrics::Metrics;
 
-/// Decrements the in-flight gauge when dropped.
+/// What the access-log line says about a request.
 #[derive(Debug)]
-pub struct InFlight(Arc<Metrics>);
+pub struct AccessRecord {
+    pub method: http::Method,
+    /// Path only: query values (PromQL) never reach the log.
+    pub path: String,
+    pub status: u16,
+    /// Whether the status came from the upstream (or from the proxy itself).
+    pub from_upstream: bool,
+    pub bytes_in: u64,
+}
 
-impl InFlight {
+/// Lives as long as the request: from arrival until its response body is finished.
+#[derive(Debug)]
+pub struct RequestGuard {
+    metrics: Arc<Metrics>,
+    started: Instant,
+    pub permit: Option<OwnedSemaphorePermit>,
+    pub access: Option<AccessRecord>,
+    bytes_out: u64,
+    finished: bool,
+}
+
+impl RequestGuard {
     pub fn start(metrics: Arc<Metrics>) -> Self {
         metrics.in_flight.inc();
-        Self(metrics)
+        Self {
+            metrics,
+            started: Instant::now(),
+            permit: None,
+            access: None,
+            bytes_out: 0,
+            finished: false,
+        }
     }
 }
 
-impl Drop for InFlight {
+impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.in_flight.dec();
+        self.metrics.in_flight.dec();
+        if let Some(access) = &self.access {
+            tracing::info!(
+                target: "sigv4_proxy::access",
+                method = %access.method,
+                path = %access.path,
+                status = access.status,
+                upstream = access.from_upstream,
+                bytes_in = access.bytes_in,
+                bytes_out = self.bytes_out,
+                duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
+                complete = self.finished,
+                "access"
+            );
+        }
     }
 }
 
@@ -31,12 +74,13 @@ impl Drop for InFlight {
 #[derive(Debug)]
 pub struct MeteredBody<B> {
     inner: B,
-    in_flight: InFlight,
+    guard: RequestGuard,
 }
 
-impl<B> MeteredBody<B> {
-    pub fn new(inner: B, in_flight: InFlight) -> Self {
-        Self { inner, in_flight }
+impl<B: Body> MeteredBody<B> {
+    pub fn new(inner: B, mut guard: RequestGuard) -> Self {
+        guard.finished = inner.is_end_stream();
+        Self { inner, guard }
     }
 }
 
@@ -49,13 +93,19 @@ impl<B: Body + Unpin> Body for MeteredBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.in_flight
-                .0
-                .response_bytes
-                .inc_by(data.remaining() as u64);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.remaining() as u64;
+                    self.guard.bytes_out += n;
+                    self.guard.metrics.response_bytes.inc_by(n);
+                }
+                if self.inner.is_end_stream() {
+                    self.guard.finished = true;
+                }
+            }
+            Poll::Ready(None) => self.guard.finished = true,
+            _ => {}
         }
         polled
     }
@@ -80,7 +130,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let body = MeteredBody::new(
             Full::new(Bytes::from_static(b"hello")),
-            InFlight::start(metrics.clone()),
+            RequestGuard::start(metrics.clone()),
         );
         assert_eq!(metrics.in_flight.get(), 1);
         assert_eq!(body.size_hint().exact(), Some(5));
@@ -92,5 +142,17 @@ mod tests {
             0,
             "collect consumed and dropped the body"
         );
+    }
+
+    #[tokio::test]
+    async fn the_permit_is_held_until_the_body_is_gone() {
+        let metrics = Arc::new(Metrics::default());
+        let limit = Arc::new(tokio::sync::Semaphore::new(1));
+        let mut guard = RequestGuard::start(metrics);
+        guard.permit = Some(limit.clone().try_acquire_owned().expect("slot"));
+        let body = MeteredBody::new(Full::new(Bytes::from_static(b"x")), guard);
+        assert_eq!(limit.available_permits(), 0);
+        drop(body);
+        assert_eq!(limit.available_permits(), 1);
     }
 }

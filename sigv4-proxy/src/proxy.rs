@@ -15,11 +15,12 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
+use crate::admission::Admission;
 use crate::body;
 use crate::credentials::CredentialCache;
 use crate::error::ProxyError;
 use crate::headers::HeaderPolicy;
-use crate::metered::{InFlight, MeteredBody};
+use crate::metered::{AccessRecord, MeteredBody, RequestGuard};
 use crate::metrics::{self, ErrorLabels, Metrics, RequestLabels, RouteLabels};
 use crate::signing::{Payload, Signer};
 use crate::target::{self, TargetError};
@@ -47,6 +48,8 @@ pub struct ForwardSettings {
     pub log_signing_process: bool,
     /// This process' `Via` token; a request already carrying it has looped back to us.
     pub via: HeaderValue,
+    /// One info line per request under the `sigv4_proxy::access` target.
+    pub access_log: bool,
 }
 
 /// A `tower::Service` that signs and forwards; never fails, errors become JSON answers.
@@ -71,6 +74,7 @@ struct Inner<B> {
     credentials: CredentialCache,
     client: UpstreamClient<UpstreamBody<B>>,
     metrics: Arc<Metrics>,
+    admission: Admission,
 }
 
 impl<B> Proxy<B>
@@ -85,6 +89,7 @@ where
         credentials: CredentialCache,
         client: UpstreamClient<UpstreamBody<B>>,
         metrics: Arc<Metrics>,
+        admission: Admission,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -94,6 +99,7 @@ where
                 credentials,
                 client,
                 metrics,
+                admission,
             }),
         }
     }
@@ -124,33 +130,42 @@ where
             async move {
                 let started = Instant::now();
                 let metrics = inner.metrics.clone();
-                let in_flight = InFlight::start(metrics.clone());
+                let mut guard = RequestGuard::start(metrics.clone());
                 let route = metrics::route_class(request.uri().path());
-                let method = method_label(request.method());
-                let response = match inner.forward(request, route).await {
-                    Ok(response) => response.map(Either::Left),
-                    Err(error) => {
-                        let status = error.status();
-                        if status.is_server_error() {
-                            tracing::warn!(status = status.as_u16(), error = %error, "request failed");
-                        } else {
-                            tracing::info!(status = status.as_u16(), error = %error, "request refused");
+                let method = request.method().clone();
+                let path = inner.settings.access_log.then(|| request.uri().path().to_owned());
+                let mut bytes_in = 0;
+                let (response, from_upstream) =
+                    match inner.forward(request, route, &mut guard, &mut bytes_in).await {
+                        Ok(response) => (response.map(Either::Left), true),
+                        Err(error) => {
+                            let status = error.status();
+                            if status.is_server_error() {
+                                tracing::warn!(status = status.as_u16(), error = %error, "request failed");
+                            } else {
+                                tracing::info!(status = status.as_u16(), error = %error, "request refused");
+                            }
+                            metrics.errors.get_or_create(&ErrorLabels { kind: error.code() }).inc();
+                            (error.into_response().map(Either::Right), false)
                         }
-                        metrics.errors.get_or_create(&ErrorLabels { kind: error.code() }).inc();
-                        error.into_response().map(Either::Right)
-                    }
-                };
+                    };
                 let status = response.status().as_u16();
                 metrics
                     .requests
-                    .get_or_create(&RequestLabels { method, route, status })
+                    .get_or_create(&RequestLabels { method: method_label(&method), route, status })
                     .inc();
                 metrics
                     .request_duration
                     .get_or_create(&RouteLabels { route })
                     .observe(started.elapsed().as_secs_f64());
-                tracing::debug!(status, headers_ms = started.elapsed().as_secs_f64() * 1e3, "answered");
-                Ok(response.map(|body| MeteredBody::new(body, in_flight)))
+                guard.access = path.map(|path| AccessRecord {
+                    method,
+                    path,
+                    status,
+                    from_upstream,
+                    bytes_in,
+                });
+                Ok(response.map(|body| MeteredBody::new(body, guard)))
             }
             .instrument(span),
         )
@@ -166,6 +181,8 @@ where
         &self,
         request: Request<B>,
         route: &'static str,
+        guard: &mut RequestGuard,
+        bytes_in: &mut u64,
     ) -> Result<Response<Incoming>, ProxyError> {
         let settings = &self.settings;
         let (parts, body) = request.into_parts();
@@ -178,6 +195,8 @@ where
             return Err(ProxyError::Loop);
         }
         let path_and_query = target::upstream_target(parts.uri.path(), parts.uri.query())?;
+        let upstream_path = path_and_query.split('?').next().unwrap_or_default();
+        self.admission.check(&parts.method, upstream_path)?;
         let declared = declared_length(&parts.headers);
         if let Some(declared) = declared
             && declared > settings.max_request_body
@@ -201,7 +220,8 @@ where
             (Either::Right(body), Payload::Unsigned)
         } else {
             let hashed = body::read_hashed(body, settings.max_request_body).await?;
-            self.metrics.request_bytes.inc_by(hashed.bytes.len() as u64);
+            *bytes_in = hashed.bytes.len() as u64;
+            self.metrics.request_bytes.inc_by(*bytes_in);
             // Content-Length is set (and so signed) whenever the client sent a body, so that
             // the HTTP client has nothing left to add on its own.
             if !hashed.bytes.is_empty()
@@ -230,6 +250,7 @@ where
         *outbound.uri_mut() = uri;
         *outbound.headers_mut() = headers;
 
+        guard.permit = self.admission.permit()?;
         let credentials = self.credentials.get().await?;
         let summary = self.signer.sign(
             &mut outbound,

@@ -15,11 +15,27 @@ use tokio::net::TcpListener;
 /// Slow-loris guard: a client must finish sending request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Limits applied while reading requests.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Request line plus headers; hyper answers 431 above it.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
 /// Serves `service` on `listener` until `shutdown` completes, then stops accepting and gives
 /// in-flight requests (including streaming responses) up to `drain` to finish.
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) where
@@ -37,8 +53,12 @@ pub async fn serve<S, B>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
 
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
