@@ -3,6 +3,7 @@
 //! any port is bound.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -66,6 +67,33 @@ pub struct Args {
         value_name = "ADDR"
     )]
     pub admin_port: String,
+
+    /// PEM certificate chain for the TLS listener (re-read when it changes).
+    #[arg(
+        long = "tls-cert",
+        env = "SIGV4_PROXY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for the TLS listener.
+    #[arg(
+        long = "tls-key",
+        env = "SIGV4_PROXY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Address of the TLS listener (HTTP/2 and HTTP/1.1 by ALPN), when --tls-cert is given.
+    #[arg(
+        long = "tls-port",
+        env = "SIGV4_PROXY_TLS_PORT",
+        default_value = ":8443",
+        value_name = "ADDR"
+    )]
+    pub tls_port: String,
 
     /// Scheme for upstream connections.
     #[arg(
@@ -245,6 +273,7 @@ pub struct Args {
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
+    pub tls: Option<TlsSettings>,
     pub service: String,
     pub region: String,
     pub scheme: Scheme,
@@ -267,6 +296,13 @@ pub struct Config {
     pub log_failed_requests: bool,
     pub log_signing_process: bool,
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +336,7 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
-    #[error("--admin-port and --port must differ (both {0})")]
+    #[error("--port, --admin-port and --tls-port must differ (two are {0})")]
     SameListeners(SocketAddr),
     #[error("--host {0} is this proxy's own listener: every request would loop")]
     SelfLoop(String),
@@ -411,6 +447,20 @@ impl Args {
         if admin_listen.is_some_and(|admin| admin.port() == listen.port() && admin.port() != 0) {
             return Err(ConfigError::SameListeners(listen));
         }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let tls_listen = parse_listen("--tls-port", &self.tls_port)?;
+                if tls_listen.port() == listen.port() && tls_listen.port() != 0 {
+                    return Err(ConfigError::SameListeners(listen));
+                }
+                Some(TlsSettings {
+                    listen: tls_listen,
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+            }
+            _ => None,
+        };
         if points_at(&authority, &scheme, listen) {
             return Err(ConfigError::SelfLoop(authority.to_string()));
         }
@@ -418,6 +468,7 @@ impl Args {
         Ok(Config {
             listen,
             admin_listen,
+            tls,
             service,
             region,
             scheme,

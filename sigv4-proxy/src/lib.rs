@@ -13,4 +13,5 @@ pub mod proxy;
 pub mod server;
 pub mod signing;
 pub mod target;
+pub mod tls;
 pub mod upstream;

@@ -22,7 +22,9 @@ use sigv4_proxy::metrics::{CredentialMetrics, Metrics};
 use sigv4_proxy::proxy::{ForwardSettings, Proxy};
 use sigv4_proxy::server;
 use sigv4_proxy::signing::Signer;
+use sigv4_proxy::tls::ReloadingCert;
 use sigv4_proxy::upstream::{UpstreamSettings, build_client};
+use tokio_rustls::TlsAcceptor;
 
 /// sysexits.h EX_USAGE: the command line or environment is wrong.
 const EXIT_USAGE: u8 = 64;
@@ -46,6 +48,21 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    // Certificate files are configuration too: unreadable ones stop us before binding.
+    let tls = match config.tls.as_ref().map(|settings| {
+        ReloadingCert::load(
+            &settings.cert,
+            &settings.key,
+            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        )
+    }) {
+        None => None,
+        Some(Ok(cert)) => Some(cert),
+        Some(Err(error)) => {
+            eprintln!("sigv4-proxy: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     if args.check_config {
         println!(
             "ok: listen {} -> {}://{} (Host {}), signing {} in {}{}",
@@ -74,7 +91,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -83,7 +100,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    config: Config,
+    tls: Option<Arc<ReloadingCert>>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Arc::new(Metrics::default());
     let credentials = CredentialCache::with_observer(
         credentials_provider(&config).await?,
@@ -130,6 +150,18 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
 
+    let tls_listener = match (&config.tls, tls) {
+        (Some(settings), Some(cert)) => {
+            let tls_listener = TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {} (--tls-port): {e}", settings.listen))?;
+            tracing::info!(address = %tls_listener.local_addr()?, "TLS listening");
+            let _watcher = cert.spawn_watcher();
+            Some((tls_listener, TlsAcceptor::from(cert.server_config()?)))
+        }
+        _ => None,
+    };
+
     let draining = Arc::new(AtomicBool::new(false));
     let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
     let admin_task = admin_listener.map(|admin_listener| {
@@ -144,6 +176,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         let mut admin_stopped = admin_stopped;
         tokio::spawn(server::serve(
             admin_listener,
+            None,
             state,
             server::ServerLimits::default(),
             async move {
@@ -160,15 +193,44 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         region = %config.region,
         "listening"
     );
-    let shutdown = async {
-        server::shutdown_signal().await;
-        // Readiness fails from here on, so load balancers stop sending new requests.
-        draining.store(true, Ordering::SeqCst);
+    let (stop_proxy, proxy_stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let draining = draining.clone();
+        async move {
+            server::shutdown_signal().await;
+            // Readiness fails from here on, so load balancers stop sending new requests.
+            draining.store(true, Ordering::SeqCst);
+            let _ = stop_proxy.send(true);
+        }
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
     };
     let limits = server::ServerLimits {
         max_header_bytes: config.max_header_bytes,
     };
-    server::serve(listener, proxy, limits, shutdown, config.shutdown_timeout).await;
+    let tls_serving = async {
+        if let Some((tls_listener, acceptor)) = tls_listener {
+            server::serve(
+                tls_listener,
+                Some(acceptor),
+                proxy.clone(),
+                limits,
+                until_stopped(proxy_stopped.clone()),
+                config.shutdown_timeout,
+            )
+            .await;
+        }
+    };
+    let plain_serving = server::serve(
+        listener,
+        None,
+        proxy.clone(),
+        limits,
+        until_stopped(proxy_stopped.clone()),
+        config.shutdown_timeout,
+    );
+    tokio::join!(plain_serving, tls_serving);
     let _ = stop_admin.send(true);
     if let Some(task) = admin_task {
         let _ = task.await;
