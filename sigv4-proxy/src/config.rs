@@ -243,6 +243,17 @@ pub struct Args {
     #[arg(long = "keep-scope-orgid", env = "SIGV4_PROXY_KEEP_SCOPE_ORGID")]
     pub keep_scope_orgid: bool,
 
+    /// Retry idempotent queries (GET; POST to query, query_range, series, labels) up to N
+    /// times on 429/502/503/504 or a failed connection, with jittered backoff honouring
+    /// Retry-After, within --upstream-timeout. remote_write is never retried.
+    #[arg(
+        long = "retry-queries",
+        env = "SIGV4_PROXY_RETRY_QUERIES",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub retry_queries: u32,
+
     /// One log line per request: method, path (no query), status, bytes, duration.
     #[arg(long = "access-log", env = "SIGV4_PROXY_ACCESS_LOG")]
     pub access_log: bool,
@@ -283,6 +294,7 @@ pub struct Config {
     pub admission: Admission,
     pub max_header_bytes: usize,
     pub access_log: bool,
+    pub retry_queries: u32,
     pub role: Option<AssumeRole>,
     pub unsigned_payload: bool,
     pub no_verify_ssl: bool,
@@ -478,6 +490,7 @@ impl Args {
             admission: Admission::new(allow, self.read_only, self.max_concurrent_requests),
             max_header_bytes: self.max_header_bytes,
             access_log: self.access_log,
+            retry_queries: self.retry_queries,
             role,
             unsigned_payload: self.unsigned_payload,
             no_verify_ssl: self.no_verify_ssl,

@@ -129,6 +129,7 @@ async fn run(
             log_signing_process: config.log_signing_process,
             via: via_token(),
             access_log: config.access_log,
+            retry_queries: config.retry_queries,
         },
         config.policy.clone(),
         Signer::new(config.service.clone(), config.region.clone()),

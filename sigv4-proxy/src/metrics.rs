@@ -46,6 +46,7 @@ pub struct Metrics {
     pub response_bytes: Counter,
     pub in_flight: Gauge,
     pub errors: Family<ErrorLabels, Counter>,
+    pub retries: Counter,
     pub credential_refreshes: Counter,
     pub credential_failures: Counter,
     pub credential_expiry: Gauge<f64, AtomicU64>,
@@ -102,6 +103,12 @@ impl Default for Metrics {
             "Requests the proxy answered itself, by error kind",
             errors.clone(),
         );
+        let retries = Counter::default();
+        registry.register(
+            "upstream_retries",
+            "Query attempts repeated after 429/502/503/504 or a failed connection (--retry-queries)",
+            retries.clone(),
+        );
         let credential_refreshes = Counter::default();
         registry.register(
             "credential_refreshes",
@@ -129,6 +136,7 @@ impl Default for Metrics {
             response_bytes,
             in_flight,
             errors,
+            retries,
             credential_refreshes,
             credential_failures,
             credential_expiry,

@@ -50,6 +50,8 @@ pub struct ForwardSettings {
     pub via: HeaderValue,
     /// One info line per request under the `sigv4_proxy::access` target.
     pub access_log: bool,
+    /// Extra attempts for idempotent queries on 429/502/503/504 or a failed connection.
+    pub retry_queries: u32,
 }
 
 /// A `tower::Service` that signs and forwards; never fails, errors become JSON answers.
@@ -245,45 +247,51 @@ where
             .path_and_query(path_and_query)
             .build()
             .map_err(|_| TargetError::Unparseable)?;
-        let mut outbound = Request::new(body);
-        *outbound.method_mut() = parts.method;
-        *outbound.uri_mut() = uri;
-        *outbound.headers_mut() = headers;
 
         guard.permit = self.admission.permit()?;
-        let credentials = self.credentials.get().await?;
-        let summary = self.signer.sign(
-            &mut outbound,
-            &payload,
-            &credentials.identity,
-            SystemTime::now(),
-        )?;
-        if settings.log_signing_process {
-            tracing::info!(
-                service = self.signer.service(),
-                region = self.signer.region(),
-                signed_headers = %summary.signed_headers,
-                upstream_path = outbound.uri().path(),
-                query_keys = %query_keys(outbound.uri().query()),
-                payload = match &payload { Payload::Sha256(hex) => hex.as_str(), Payload::Unsigned => "UNSIGNED-PAYLOAD" },
-                access_key_id = %crate::credentials::mask(&credentials.access_key_id),
-                "signed request"
-            );
-        }
-
-        let upstream_started = Instant::now();
-        let sent = self.client.request(outbound);
-        let response = match settings.upstream_timeout {
-            Some(limit) => tokio::time::timeout(limit, sent)
-                .await
-                .map_err(|_| ProxyError::UpstreamTimeout(limit))?,
-            None => sent.await,
-        }
-        .map_err(|e| ProxyError::Upstream(e.into()))?;
-        self.metrics
-            .upstream_duration
-            .get_or_create(&RouteLabels { route })
-            .observe(upstream_started.elapsed().as_secs_f64());
+        let retries = match &body {
+            Either::Left(_) if is_retryable_query(&parts.method, route) => settings.retry_queries,
+            _ => 0,
+        };
+        let deadline = settings
+            .upstream_timeout
+            .map(|limit| Instant::now() + limit);
+        let mut body = Some(body);
+        let mut attempt = 0;
+        let response = loop {
+            // A retried body is a cheap clone of the same bytes; a streamed one is never retried.
+            let this_body = match &body {
+                Some(Either::Left(full)) if attempt < retries => Either::Left(full.clone()),
+                _ => body
+                    .take()
+                    .ok_or(ProxyError::Upstream("body already sent".into()))?,
+            };
+            let mut outbound = Request::new(this_body);
+            *outbound.method_mut() = parts.method.clone();
+            *outbound.uri_mut() = uri.clone();
+            *outbound.headers_mut() = headers.clone();
+            let result = self.send(outbound, &payload, route, deadline).await;
+            let retry_hint = match &result {
+                Ok(response) if RETRY_STATUSES.contains(&response.status().as_u16()) => {
+                    Some(retry_after(response.headers()))
+                }
+                Err(ProxyError::Upstream(_)) => Some(None),
+                _ => None,
+            };
+            if let Some(hint) = retry_hint
+                && attempt < retries
+            {
+                let wait = backoff(attempt, hint);
+                if deadline.is_none_or(|d| Instant::now() + wait < d) {
+                    attempt += 1;
+                    self.metrics.retries.inc();
+                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, "retrying query");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            break result?;
+        };
 
         let (mut head, body) = response.into_parts();
         HeaderPolicy::response_headers(&mut head.headers);
@@ -308,6 +316,92 @@ where
         }
         Ok(Response::from_parts(head, body))
     }
+}
+
+impl<B> Inner<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Signs (afresh, so `x-amz-date` is current on every attempt) and sends one request.
+    async fn send(
+        &self,
+        mut outbound: Request<UpstreamBody<B>>,
+        payload: &Payload,
+        route: &'static str,
+        deadline: Option<Instant>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let settings = &self.settings;
+        let credentials = self.credentials.get().await?;
+        let summary = self.signer.sign(
+            &mut outbound,
+            payload,
+            &credentials.identity,
+            SystemTime::now(),
+        )?;
+        if settings.log_signing_process {
+            tracing::info!(
+                service = self.signer.service(),
+                region = self.signer.region(),
+                signed_headers = %summary.signed_headers,
+                upstream_path = outbound.uri().path(),
+                query_keys = %query_keys(outbound.uri().query()),
+                payload = match payload { Payload::Sha256(hex) => hex.as_str(), Payload::Unsigned => "UNSIGNED-PAYLOAD" },
+                access_key_id = %crate::credentials::mask(&credentials.access_key_id),
+                "signed request"
+            );
+        }
+
+        let upstream_started = Instant::now();
+        let sent = self.client.request(outbound);
+        let response = match (deadline, settings.upstream_timeout) {
+            (Some(deadline), Some(limit)) => tokio::time::timeout_at(deadline.into(), sent)
+                .await
+                .map_err(|_| ProxyError::UpstreamTimeout(limit))?,
+            _ => sent.await,
+        }
+        .map_err(|e| ProxyError::Upstream(e.into()))?;
+        self.metrics
+            .upstream_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(upstream_started.elapsed().as_secs_f64());
+        Ok(response)
+    }
+}
+
+/// Statuses worth another try for an idempotent read: throttling and gateway trouble.
+const RETRY_STATUSES: [u16; 4] = [429, 502, 503, 504];
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Queries are reads, whatever the method: Prometheus clients POST long queries as forms.
+/// Remote write is never retried here; its senders retry themselves.
+fn is_retryable_query(method: &http::Method, route: &'static str) -> bool {
+    let read_route = matches!(route, "query" | "query_range" | "series" | "labels");
+    *method == http::Method::GET || (*method == http::Method::POST && read_route)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by AWS).
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Exponential from 100 ms with full jitter over its upper half, at least what the upstream
+/// asked for.
+fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let ceiling = (Duration::from_millis(100) * 2u32.saturating_pow(attempt)).min(MAX_BACKOFF);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    let fraction = 0.5 + (hasher.finish() % 1000) as f64 / 2000.0;
+    let jittered = ceiling.mul_f64(fraction);
+    retry_after.map_or(jittered, |asked| asked.max(jittered))
 }
 
 /// Bounded label values: anything unusual is "other".
@@ -367,6 +461,42 @@ mod tests {
         assert!(contains_token(b"1.1 nginx, 1.1 sigv4-proxy-1a2b3c", ours));
         assert!(!contains_token(b"1.1 sigv4-proxy-ffffff", ours));
         assert!(!contains_token(b"1.1 sigv4-proxy-1a2b3c4", ours));
+    }
+
+    #[test]
+    fn only_reads_are_retried() {
+        use http::Method;
+        assert!(is_retryable_query(&Method::GET, "query"));
+        assert!(is_retryable_query(&Method::GET, "label_values"));
+        assert!(is_retryable_query(&Method::POST, "query_range"));
+        assert!(is_retryable_query(&Method::POST, "series"));
+        assert!(!is_retryable_query(&Method::POST, "remote_write"));
+        assert!(!is_retryable_query(&Method::POST, "alertmanager"));
+        assert!(!is_retryable_query(&Method::DELETE, "alertmanager"));
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        for attempt in 0..10 {
+            let wait = backoff(attempt, None);
+            let ceiling = (Duration::from_millis(100) * 2u32.pow(attempt.min(6))).min(MAX_BACKOFF);
+            assert!(
+                wait <= ceiling && wait >= ceiling / 2,
+                "{attempt}: {wait:?}"
+            );
+        }
+        assert_eq!(
+            backoff(0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 
     #[test]
