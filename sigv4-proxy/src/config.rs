@@ -238,6 +238,16 @@ pub struct Args {
     )]
     pub max_header_bytes: usize,
 
+    /// Time a client has to send its request line and headers (slow-loris guard).
+    #[arg(
+        long = "client-header-timeout",
+        env = "SIGV4_PROXY_CLIENT_HEADER_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub client_header_timeout: Duration,
+
     /// Forward X-Scope-OrgID to AMP. By default it is stripped when --host is AMP, which
     /// rejects it (Grafana and KEDA users often send it).
     #[arg(long = "keep-scope-orgid", env = "SIGV4_PROXY_KEEP_SCOPE_ORGID")]
@@ -293,6 +303,7 @@ pub struct Config {
     pub policy: HeaderPolicy,
     pub admission: Admission,
     pub max_header_bytes: usize,
+    pub client_header_timeout: Duration,
     pub access_log: bool,
     pub retry_queries: u32,
     pub role: Option<AssumeRole>,
@@ -489,6 +500,7 @@ impl Args {
             policy: HeaderPolicy::new(&strip, &self.duplicate_headers, &self.custom_headers)?,
             admission: Admission::new(allow, self.read_only, self.max_concurrent_requests),
             max_header_bytes: self.max_header_bytes,
+            client_header_timeout: self.client_header_timeout,
             access_log: self.access_log,
             retry_queries: self.retry_queries,
             role,

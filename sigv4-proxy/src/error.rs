@@ -33,6 +33,8 @@ pub enum ProxyError {
     UpstreamTimeout(std::time::Duration),
     #[error("request already passed through this proxy (Via)")]
     Loop,
+    #[error("CONNECT is not supported")]
+    MethodNotAllowed,
     #[error(transparent)]
     Refused(#[from] Refusal),
 }
@@ -50,6 +52,7 @@ impl ProxyError {
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Loop => StatusCode::LOOP_DETECTED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Refused(Refusal::PathNotAllowed | Refusal::ReadOnly) => StatusCode::FORBIDDEN,
             Self::Refused(Refusal::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -68,6 +71,7 @@ impl ProxyError {
             Self::Upstream(_) => "upstream_unavailable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::Loop => "loop_detected",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Refused(Refusal::PathNotAllowed) => "path_not_allowed",
             Self::Refused(Refusal::ReadOnly) => "read_only",
             Self::Refused(Refusal::Overloaded) => "overloaded",
@@ -99,6 +103,9 @@ impl ProxyError {
             }
             Self::Loop => {
                 "the request came back to the proxy that sent it; check --host".to_owned()
+            }
+            Self::MethodNotAllowed => {
+                "CONNECT tunnels are not supported; send plain HTTP requests".to_owned()
             }
             Self::Refused(Refusal::PathNotAllowed) => {
                 "this path is not allowed through the proxy (--allow-path)".to_owned()

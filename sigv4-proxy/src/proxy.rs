@@ -188,6 +188,10 @@ where
     ) -> Result<Response<Incoming>, ProxyError> {
         let settings = &self.settings;
         let (parts, body) = request.into_parts();
+        // Tunnels would carry unsigned traffic with our identity's blessing.
+        if parts.method == http::Method::CONNECT {
+            return Err(ProxyError::MethodNotAllowed);
+        }
         if parts
             .headers
             .get_all(header::VIA)

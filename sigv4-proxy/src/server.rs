@@ -14,20 +14,20 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// Slow-loris guard: a client must finish sending request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Limits applied while reading requests.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
     /// Request line plus headers; hyper answers 431 above it.
     pub max_header_bytes: usize,
+    /// Slow-loris guard: a client must finish sending its request head within this time.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -59,7 +59,7 @@ pub async fn serve<S, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
     builder

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the integration tests run against: a real Prometheus server and promtool
+# (Debian package `prometheus`), curl, and a Python venv with botocore (the independent
+# SigV4 verifier) and moto (a local STS). Idempotent: does nothing when all is in place.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "test-deps: please install: ${missing[*]} (Debian/Ubuntu: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+venv="$root/.venv"
+requirements="$root/sigv4-proxy/tests/support/requirements.txt"
+stamp="$venv/.requirements.sha256"
+if [ ! -x "$venv/bin/python" ] || ! (cd "$root" && sha256sum --check --status "$stamp" 2>/dev/null); then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  (cd "$root" && sha256sum "sigv4-proxy/tests/support/requirements.txt" > "$stamp")
+fi
+echo "test-deps: prometheus $(prometheus --version 2>&1 | head -n1 | awk '{print $3}'), $("$venv/bin/python" -c 'import botocore, moto; print("botocore", botocore.__version__, "moto", moto.__version__)')"
