@@ -424,3 +424,55 @@ fn sign_host_is_what_gets_signed_and_sent() {
     );
     assert_eq!(standin.requests()[0]["verified"], true);
 }
+
+/// 32 clients at once must ride a pool of upstream connections, not open one per request
+/// (the incumbent keeps 2 idle connections and churns the rest).
+#[test]
+fn upstream_connections_are_reused_under_concurrency() {
+    const REQUESTS: usize = 640;
+    const CONCURRENCY: usize = 32;
+    let stack = Stack::start(&[]);
+    let dir = support::ScratchDir::new("parallel");
+    let config = dir.path.join("curl.conf");
+    let mut lines = String::new();
+    for i in 0..REQUESTS {
+        lines.push_str(&format!(
+            "url = \"{}\"\noutput = \"/dev/null\"\n",
+            stack.url(&format!("/api/v1/query?query=vector({i})"))
+        ));
+    }
+    std::fs::write(&config, lines).expect("curl config");
+    let before = stack.standin.stats()["connections"]
+        .as_u64()
+        .expect("count");
+    let output = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--noproxy",
+            "*",
+            "--fail",
+            "--parallel",
+            "--parallel-max",
+        ])
+        .arg(CONCURRENCY.to_string())
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("curl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = stack.standin.stats()["connections"]
+        .as_u64()
+        .expect("count");
+    // The stats call itself is one connection.
+    let opened = after - before - 1;
+    eprintln!("{REQUESTS} requests at concurrency {CONCURRENCY}: {opened} upstream connections");
+    assert!(
+        opened <= (CONCURRENCY as u64) + 8,
+        "{opened} upstream connections for {REQUESTS} requests"
+    );
+    assert_eq!(stack.assert_all_verified(), REQUESTS);
+}

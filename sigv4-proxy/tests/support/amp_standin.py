@@ -20,7 +20,7 @@ stderr. Routes:
   GET  /__creds                 container credentials (ECS / EKS Pod Identity format)
   GET  /__standin/requests      every /workspaces request seen, in order
   POST /__standin/reset         forget them
-  GET  /__standin/stats         {"creds_fetches": n, "sts_calls": m}
+  GET  /__standin/stats         {"creds_fetches": n, "sts_calls": m, "connections": c}
 """
 
 from __future__ import annotations
@@ -393,8 +393,8 @@ class StandIn:
         self.pool = UpstreamPool(args.upstream)
         self.records: list[dict] = []
         self.records_lock = threading.Lock()
-        self.creds_fetches = 0
-        self.moto_port = None
+        # One Handler instance serves one TCP connection: counting them shows pooling.
+        self.connections = 0
 
     def record(self, rec: dict) -> None:
         with self.records_lock:
@@ -408,6 +408,7 @@ class StandIn:
         return {
             "creds_fetches": self.keys.issued,
             "sts_calls": len(moto_assumed_roles()) if self.args.moto else 0,
+            "connections": self.connections,
         }
 
 
@@ -419,6 +420,11 @@ class Handler(BaseHTTPRequestHandler):
     app: StandIn  # set on the class before serving
 
     # ---- plumbing ---------------------------------------------------------------------------
+
+    def setup(self):
+        super().setup()
+        with self.app.records_lock:
+            self.app.connections += 1
 
     def log_message(self, format, *args):  # noqa: A002 (signature from the base class)
         log(f"{self.address_string()} {format % args}")
