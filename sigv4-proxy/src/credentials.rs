@@ -18,6 +18,9 @@ const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// ...and never wait for a single load longer than this.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+/// After a failed load, requests get the same error for this long instead of each asking
+/// the provider again (no fan-out into STS while it is down).
+const FAILURE_MEMORY: Duration = Duration::from_secs(1);
 
 /// No usable credentials could be had.
 #[derive(Debug, thiserror::Error, Clone)]
@@ -82,7 +85,8 @@ pub struct CredentialCache {
 struct Inner {
     provider: SharedCredentialsProvider,
     current: ArcSwapOption<Loaded>,
-    load_lock: tokio::sync::Mutex<()>,
+    /// Held while loading; also remembers the last failure and when it happened.
+    load_lock: tokio::sync::Mutex<Option<(std::time::Instant, CredentialsError)>>,
     observer: Box<dyn RefreshObserver>,
 }
 
@@ -123,7 +127,7 @@ impl CredentialCache {
             inner: Arc::new(Inner {
                 provider,
                 current: ArcSwapOption::empty(),
-                load_lock: tokio::sync::Mutex::new(()),
+                load_lock: tokio::sync::Mutex::new(None),
                 observer: Box::new(observer),
             }),
         }
@@ -134,12 +138,17 @@ impl CredentialCache {
         if let Some(current) = self.usable_now() {
             return Ok(current);
         }
-        let _guard = self.inner.load_lock.lock().await;
-        // Whoever held the lock before us may have just loaded them.
+        let mut last_failure = self.inner.load_lock.lock().await;
+        // Whoever held the lock before us may have just loaded them, or just failed to.
         if let Some(current) = self.usable_now() {
             return Ok(current);
         }
-        self.load_locked().await
+        if let Some((at, error)) = last_failure.as_ref()
+            && at.elapsed() < FAILURE_MEMORY
+        {
+            return Err(error.clone());
+        }
+        self.load_locked(&mut last_failure).await
     }
 
     /// The credentials currently held, whether or not still valid.
@@ -154,7 +163,10 @@ impl CredentialCache {
             .filter(|c| c.usable_at(SystemTime::now()))
     }
 
-    async fn load_locked(&self) -> Result<Arc<Loaded>, CredentialsError> {
+    async fn load_locked(
+        &self,
+        last_failure: &mut Option<(std::time::Instant, CredentialsError)>,
+    ) -> Result<Arc<Loaded>, CredentialsError> {
         let result = tokio::time::timeout(LOAD_TIMEOUT, self.inner.provider.provide_credentials())
             .await
             .map_err(|_| CredentialsError::Timeout(LOAD_TIMEOUT))
@@ -164,10 +176,12 @@ impl CredentialCache {
                 let loaded = Arc::new(Loaded::new(credentials, SystemTime::now()));
                 self.inner.observer.loaded(&loaded);
                 self.inner.current.store(Some(loaded.clone()));
+                *last_failure = None;
                 Ok(loaded)
             }
             Err(error) => {
                 self.inner.observer.failed(&error);
+                *last_failure = Some((std::time::Instant::now(), error.clone()));
                 Err(error)
             }
         }
@@ -192,8 +206,8 @@ impl CredentialCache {
                 let Some(inner) = weak.upgrade() else { return };
                 let cache = CredentialCache { inner };
                 let result = {
-                    let _guard = cache.inner.load_lock.lock().await;
-                    cache.load_locked().await
+                    let mut last_failure = cache.inner.load_lock.lock().await;
+                    cache.load_locked(&mut last_failure).await
                 };
                 drop(cache);
                 match result {
@@ -309,6 +323,28 @@ mod tests {
         let (cache, _) = cache(None, true);
         let err = cache.get().await.expect_err("fails");
         assert!(err.to_string().contains("no source"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_provider_is_not_asked_once_per_waiting_request() {
+        let (cache, calls) = cache(None, true);
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get().await.is_err() })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.expect("join"));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(FAILURE_MEMORY + Duration::from_millis(50)).await;
+        assert!(cache.get().await.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "asked again once the memory lapsed"
+        );
     }
 
     #[tokio::test]

@@ -219,10 +219,10 @@ where
         let (body, payload) = if settings.unsigned_payload {
             if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
                 headers.insert(header::CONTENT_LENGTH, length.clone());
-                self.metrics
-                    .request_bytes
-                    .inc_by(declared.unwrap_or_default());
             }
+            // Streamed: only the declared length is known up front.
+            *bytes_in = declared.unwrap_or_default();
+            self.metrics.request_bytes.inc_by(*bytes_in);
             (Either::Right(body), Payload::Unsigned)
         } else {
             let hashed = body::read_hashed(body, settings.max_request_body).await?;
@@ -263,17 +263,23 @@ where
         let mut body = Some(body);
         let mut attempt = 0;
         let response = loop {
-            // A retried body is a cheap clone of the same bytes; a streamed one is never retried.
+            // Attempts that may be retried send clones (the body is shared bytes); the last
+            // one, and any streamed body, moves the originals.
+            let last = attempt >= retries;
             let this_body = match &body {
-                Some(Either::Left(full)) if attempt < retries => Either::Left(full.clone()),
+                Some(Either::Left(full)) if !last => Either::Left(full.clone()),
                 _ => body
                     .take()
-                    .ok_or(ProxyError::Upstream("body already sent".into()))?,
+                    .ok_or_else(|| ProxyError::Upstream("body already sent".into()))?,
             };
             let mut outbound = Request::new(this_body);
             *outbound.method_mut() = parts.method.clone();
             *outbound.uri_mut() = uri.clone();
-            *outbound.headers_mut() = headers.clone();
+            *outbound.headers_mut() = if last {
+                std::mem::take(&mut headers)
+            } else {
+                headers.clone()
+            };
             let result = self.send(outbound, &payload, route, deadline).await;
             let retry_hint = match &result {
                 Ok(response) if RETRY_STATUSES.contains(&response.status().as_u16()) => {
