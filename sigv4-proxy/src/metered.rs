@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub struct AccessRecord {
     pub method: http::Method,
+    pub version: http::Version,
     /// Path only: query values (PromQL) never reach the log.
     pub path: String,
     pub status: u16,
@@ -57,6 +58,7 @@ impl Drop for RequestGuard {
             tracing::info!(
                 target: "sigv4_proxy::access",
                 method = %access.method,
+                version = ?access.version,
                 path = %access.path,
                 status = access.status,
                 upstream = access.from_upstream,

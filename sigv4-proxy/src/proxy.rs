@@ -135,6 +135,7 @@ where
                 let mut guard = RequestGuard::start(metrics.clone());
                 let route = metrics::route_class(request.uri().path());
                 let method = request.method().clone();
+                let version = request.version();
                 let path = inner.settings.access_log.then(|| request.uri().path().to_owned());
                 let mut bytes_in = 0;
                 let (response, from_upstream) =
@@ -162,6 +163,7 @@ where
                     .observe(started.elapsed().as_secs_f64());
                 guard.access = path.map(|path| AccessRecord {
                     method,
+                    version,
                     path,
                     status,
                     from_upstream,

@@ -77,7 +77,7 @@ impl Stack {
     }
 }
 
-fn assertprometheus_success(result: &support::proxy_process::CurlResult) {
+fn assert_prometheus_success(result: &support::proxy_process::CurlResult) {
     assert_eq!(result.status, 200, "{} {}", result.text(), result.stderr);
     assert_eq!(result.json()["status"], "success", "{}", result.text());
 }
@@ -91,7 +91,7 @@ fn adapter_and_keda_request_shapes_verify_and_reach_prometheus() {
     let series = curl(&[&stack.url(
         "/api/v1/series?match%5B%5D=up+%7Bjob%21%3D%22%22%2Cinstance%21%3D%22%22%7D&start=1755712340.123",
     )]);
-    assertprometheus_success(&series);
+    assert_prometheus_success(&series);
 
     // #3 adapter --prometheus-verb=POST: form body, no query string.
     let posted_series = curl(&[
@@ -103,13 +103,13 @@ fn adapter_and_keda_request_shapes_verify_and_reach_prometheus() {
         "match%5B%5D=up+%7Bjob%21%3D%22%22%7D&start=1755712340.123",
         &stack.url("/api/v1/series"),
     ]);
-    assertprometheus_success(&posted_series);
+    assert_prometheus_success(&posted_series);
 
     // #4 adapter query: empty `timeout=`, `=~` and `|` encoded, fractional time.
     let query = curl(&[&stack.url(
         "/api/v1/query?query=sum%28up%7Bjob%3D~%22a%7Cprometheus%22%7D%29+by+%28job%29&time=1755712400.173&timeout=",
     )]);
-    assertprometheus_success(&query);
+    assert_prometheus_success(&query);
 
     // #5 adapter POST query with a body of tens of KB (many pods in a regex).
     let pods: Vec<String> = (0..2500).map(|i| format!("pod-{i:05}")).collect();
@@ -127,13 +127,13 @@ fn adapter_and_keda_request_shapes_verify_and_reach_prometheus() {
         &long_query,
         &stack.url("/api/v1/query"),
     ]);
-    assertprometheus_success(&long);
+    assert_prometheus_success(&long);
 
     // #6 KEDA: raw `:` in an RFC 3339 time.
     let keda = curl(&[&stack.url(
         "/api/v1/query?query=sum%28rate%28prometheus_http_requests_total%7Bhandler%3D%22%2Fmetrics%22%7D%5B2m%5D%29%29&time=2026-08-20T17:53:42Z",
     )]);
-    assertprometheus_success(&keda);
+    assert_prometheus_success(&keda);
 
     // #7 KEDA extra parameters in random order, plus a custom header.
     let keda_extra = curl(&[
@@ -141,19 +141,19 @@ fn adapter_and_keda_request_shapes_verify_and_reach_prometheus() {
         "X-Scope-OrgID: tenant-a",
         &stack.url("/api/v1/query?query=up&time=2026-08-20T17:53:42Z&namespace=prod&dedup=true&partial_response=false"),
     ]);
-    assertprometheus_success(&keda_extra);
+    assert_prometheus_success(&keda_extra);
 
     // #8 KEDA with a trailing slash in serverAddress: `//` in the path.
     let double_slash = curl(&[&format!(
         "{}/workspaces/{WS}//api/v1/query?query=up&time=2026-08-20T17:53:42Z",
         stack.proxy.url()
     )]);
-    assertprometheus_success(&double_slash);
+    assert_prometheus_success(&double_slash);
 
     // Percent-escapes in the path reach Prometheus intact: `j%6Fb` is `job`, and a `%2F`
     // inside a label name gets exactly the answer Prometheus gives without the proxy.
     let escaped = curl(&[&stack.url("/api/v1/label/j%6Fb/values")]);
-    assertprometheus_success(&escaped);
+    assert_prometheus_success(&escaped);
     let slash = curl(&[&stack.url("/api/v1/label/%2Fodd/values")]);
     let direct = curl(&[&format!(
         "{}/api/v1/label/%2Fodd/values",
@@ -173,8 +173,8 @@ fn adapter_and_keda_request_shapes_verify_and_reach_prometheus() {
         "step=15s",
         &stack.url("/api/v1/query_range"),
     ]);
-    assertprometheus_success(&range);
-    assertprometheus_success(&curl(&[&stack.url("/api/v1/labels")]));
+    assert_prometheus_success(&range);
+    assert_prometheus_success(&curl(&[&stack.url("/api/v1/labels")]));
 
     assert_eq!(stack.assert_all_verified(), 11);
     let seen = stack.standin.requests();
@@ -475,4 +475,95 @@ fn upstream_connections_are_reused_under_concurrency() {
         "{opened} upstream connections for {REQUESTS} requests"
     );
     assert_eq!(stack.assert_all_verified(), REQUESTS);
+}
+
+/// A TLS upstream that offers h2: here another sigv4-proxy's TLS listener with a self-signed
+/// certificate. Without --no-verify-ssl the certificate is refused (502); with it the request
+/// goes through over HTTP/2 and is re-signed by the second proxy, which the stand-in verifies.
+#[test]
+fn tls_upstream_over_h2_and_no_verify_ssl() {
+    let stack = Stack::start(&[]);
+    let dir = support::ScratchDir::new("tls-upstream");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("rcgen");
+    let cert = dir.path.join("tls.crt");
+    let key = dir.path.join("tls.key");
+    std::fs::write(&cert, certified.cert.pem()).expect("cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
+    let host = format!("127.0.0.1:{}", stack.standin.port);
+    let tls_front = ProxyProcess::start(
+        &[
+            "--host",
+            &host,
+            "--upstream-url-scheme",
+            "http",
+            "--name",
+            "aps",
+            "--region",
+            "us-east-1",
+            "--tls-cert",
+            &cert.display().to_string(),
+            "--tls-key",
+            &key.display().to_string(),
+            "--tls-port",
+            "127.0.0.1:0",
+            "--access-log",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", AKID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ("AWS_SESSION_TOKEN", TOKEN),
+        ],
+    );
+    let tls_addr = tls_front
+        .log()
+        .lines()
+        .find(|l| l.contains("TLS listening"))
+        .and_then(|l| l.split("address=").nth(1))
+        .map(|a| a.trim().to_owned())
+        .expect("TLS listener address in log");
+    let through = |extra: &[&str]| {
+        let mut args = vec![
+            "--host",
+            tls_addr.as_str(),
+            "--upstream-url-scheme",
+            "https",
+            "--name",
+            "aps",
+            "--region",
+            "us-east-1",
+        ];
+        args.extend_from_slice(extra);
+        ProxyProcess::start(
+            &args,
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKIAOUTERPROXY000001"),
+                ("AWS_SECRET_ACCESS_KEY", "outer"),
+            ],
+        )
+    };
+
+    let strict = through(&[]);
+    let refused = curl(&[&format!(
+        "{}/workspaces/{WS}/api/v1/query?query=up",
+        strict.url()
+    )]);
+    assert_eq!(
+        refused.status, 502,
+        "a self-signed certificate must not be trusted"
+    );
+
+    let lenient = through(&["--no-verify-ssl"]);
+    let answer = curl(&[&format!(
+        "{}/workspaces/{WS}/api/v1/query?query=up",
+        lenient.url()
+    )]);
+    assert_prometheus_success(&answer);
+    stack.assert_all_verified();
+    // The TLS front logs the protocol version of the request it got from the outer proxy.
+    let front_log = tls_front.log();
+    assert!(
+        front_log.contains("version=HTTP/2.0") && front_log.contains("status=200"),
+        "the outer proxy should have spoken h2 (ALPN) to the TLS front:\n{front_log}"
+    );
 }
