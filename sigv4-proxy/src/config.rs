@@ -248,6 +248,17 @@ pub struct Args {
     )]
     pub client_header_timeout: Duration,
 
+    /// Close a client connection that has no request in flight and has moved no bytes for
+    /// this long (idle keep-alive).
+    #[arg(
+        long = "client-idle-timeout",
+        env = "SIGV4_PROXY_CLIENT_IDLE_TIMEOUT",
+        default_value = "90s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub client_idle_timeout: Duration,
+
     /// Forward X-Scope-OrgID to AMP. By default it is stripped when --host is AMP, which
     /// rejects it (Grafana and KEDA users often send it).
     #[arg(long = "keep-scope-orgid", env = "SIGV4_PROXY_KEEP_SCOPE_ORGID")]
@@ -304,6 +315,7 @@ pub struct Config {
     pub admission: Admission,
     pub max_header_bytes: usize,
     pub client_header_timeout: Duration,
+    pub client_idle_timeout: Duration,
     pub access_log: bool,
     pub retry_queries: u32,
     pub role: Option<AssumeRole>,
@@ -501,6 +513,7 @@ impl Args {
             admission: Admission::new(allow, self.read_only, self.max_concurrent_requests),
             max_header_bytes: self.max_header_bytes,
             client_header_timeout: self.client_header_timeout,
+            client_idle_timeout: self.client_idle_timeout,
             access_log: self.access_log,
             retry_queries: self.retry_queries,
             role,

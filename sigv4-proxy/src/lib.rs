@@ -7,6 +7,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod headers;
+pub mod idle;
 pub mod metered;
 pub mod metrics;
 pub mod proxy;

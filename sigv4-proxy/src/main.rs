@@ -210,6 +210,7 @@ async fn run(
     let limits = server::ServerLimits {
         max_header_bytes: config.max_header_bytes,
         header_read_timeout: config.client_header_timeout,
+        idle_timeout: config.client_idle_timeout,
     };
     let tls_serving = async {
         if let Some((tls_listener, acceptor)) = tls_listener {

@@ -14,6 +14,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::idle::{Activity, Tracked, TrackedIo};
+
 /// Limits applied while reading requests.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
@@ -21,6 +23,8 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Slow-loris guard: a client must finish sending its request head within this time.
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight and no bytes moving is closed after this.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -28,6 +32,7 @@ impl Default for ServerLimits {
         Self {
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -51,7 +56,7 @@ pub async fn serve<S, B>(
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -84,15 +89,22 @@ pub async fn serve<S, B>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(service.clone());
+        let activity = Activity::new();
+        let service = TowerToHyperService::new(Tracked::new(service.clone(), activity.clone()));
+        let idle_timeout = limits.idle_timeout;
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let result = match tls {
                 None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+                    let io = TokioIo::new(TrackedIo::new(stream, activity.clone()));
+                    let connection =
+                        watcher.watch(builder.serve_connection(io, service).into_owned());
+                    tokio::select! {
+                        result = connection => result,
+                        () = activity.idle_for(idle_timeout) => Ok(()),
+                    }
                 }
                 Some(acceptor) => {
                     let stream =
@@ -109,8 +121,13 @@ pub async fn serve<S, B>(
                                 return;
                             }
                         };
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+                    let io = TokioIo::new(TrackedIo::new(stream, activity.clone()));
+                    let connection =
+                        watcher.watch(builder.serve_connection(io, service).into_owned());
+                    tokio::select! {
+                        result = connection => result,
+                        () = activity.idle_for(idle_timeout) => Ok(()),
+                    }
                 }
             };
             if let Err(error) = result {
