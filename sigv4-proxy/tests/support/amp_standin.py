@@ -16,11 +16,22 @@ stderr. Routes:
   /workspaces/<ws>/<rest>       verified, then forwarded to <upstream>/<rest> (streamed back);
                                 AMP's api/v1/remote_write goes to Prometheus' api/v1/write
   /workspaces/<ws>/__test/...   verified, then answered here (bytes, echo, status, redirect,
-                                gzip, slow)
+                                gzip, slow, reset, garbage)
   GET  /__creds                 container credentials (ECS / EKS Pod Identity format)
   GET  /__standin/requests      every /workspaces request seen, in order
-  POST /__standin/reset         forget them
-  GET  /__standin/stats         {"creds_fetches": n, "sts_calls": m, "connections": c}
+  POST /__standin/reset         forget them (and the unrouted ones)
+  GET  /__standin/stats         {"creds_fetches": n, "sts_calls": m, "connections": c,
+                                 "dispatched": d, "creds_requests": r}
+  GET  /__standin/unrouted      requests that matched no route: [{"method", "target"}]
+  POST /__standin/creds?fail=1  make /__creds answer 500 from now on (fail=0 undoes it)
+  POST /__standin/fail-next?count=N&status=S
+                                answer the next N verified /workspaces requests with status S
+                                (before forwarding or test routes); count=0 cancels
+
+Test routes for failure modes:
+  __test/reset?after=N[&framing=chunked|length]
+                                200 head, N body bytes, then a TCP reset (no end of body)
+  __test/garbage                non-HTTP bytes, then close
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ import json
 import os
 import re
 import secrets
+import socket
+import struct
 import sys
 import threading
 import time
@@ -395,6 +408,21 @@ class StandIn:
         self.records_lock = threading.Lock()
         # One Handler instance serves one TCP connection: counting them shows pooling.
         self.connections = 0
+        # Every request that is not a control or credentials request, routed or not.
+        self.dispatched = 0
+        self.unrouted: list[dict] = []
+        self.creds_requests = 0
+        self.creds_fail = False
+        # (count, status): answer the next `count` verified workspace requests with `status`.
+        self.fail_next = (0, 503)
+
+    def take_forced_status(self) -> int | None:
+        with self.records_lock:
+            count, status = self.fail_next
+            if count <= 0:
+                return None
+            self.fail_next = (count - 1, status)
+            return status
 
     def record(self, rec: dict) -> None:
         with self.records_lock:
@@ -409,6 +437,8 @@ class StandIn:
             "creds_fetches": self.keys.issued,
             "sts_calls": len(moto_assumed_roles()) if self.args.moto else 0,
             "connections": self.connections,
+            "dispatched": self.dispatched,
+            "creds_requests": self.creds_requests,
         }
 
 
@@ -530,12 +560,36 @@ class Handler(BaseHTTPRequestHandler):
         if chunked:
             self.write(b"0\r\n\r\n")
 
+    def abort_connection(self) -> None:
+        """Closes the TCP connection with a reset (SO_LINGER 0), mid-message."""
+        self.close_connection = True
+        conn = self.connection
+        try:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        # rfile (a makefile) holds a reference to the socket; the descriptor only closes,
+        # and the RST only goes out, once it is gone. wfile writes straight to the socket
+        # and stays open so that http.server's own final flush() is a harmless no-op.
+        try:
+            self.rfile.close()
+        except OSError:
+            pass
+        try:
+            conn.close()
+        except OSError:
+            pass
+
     # ---- routing ----------------------------------------------------------------------------
 
     def dispatch(self):
         started = time.monotonic()
         target = self.path
         status_note = ""
+        counted_path = target.split("?", 1)[0]
+        if not counted_path.startswith("/__standin/") and counted_path != "/__creds":
+            with self.app.records_lock:
+                self.app.dispatched += 1
         try:
             try:
                 body = self.read_body()
@@ -554,10 +608,34 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/__standin/reset" and self.command == "POST":
                 with self.app.records_lock:
                     self.app.records.clear()
+                    self.app.unrouted.clear()
                 self.send_json(200, {"reset": True})
             elif path == "/__standin/stats" and self.command == "GET":
                 self.send_json(200, self.app.stats())
+            elif path == "/__standin/unrouted" and self.command == "GET":
+                with self.app.records_lock:
+                    unrouted = [dict(r) for r in self.app.unrouted]
+                self.send_json(200, unrouted)
+            elif path == "/__standin/creds" and self.command == "POST":
+                self.app.creds_fail = self.control_params(target).get("fail", "0") not in ("", "0")
+                self.send_json(200, {"creds_fail": self.app.creds_fail})
+            elif path == "/__standin/fail-next" and self.command == "POST":
+                params = self.control_params(target)
+                try:
+                    count = int(params.get("count", "1"))
+                    status = int(params.get("status", "503"))
+                except ValueError:
+                    self.send_json(400, {"message": "count and status must be integers"})
+                    return
+                if not 200 <= status <= 599:
+                    self.send_json(400, {"message": "status must be 200..599"})
+                    return
+                with self.app.records_lock:
+                    self.app.fail_next = (count, status)
+                self.send_json(200, {"count": count, "status": status})
             else:
+                with self.app.records_lock:
+                    self.app.unrouted.append({"method": self.command, "target": target})
                 self.send_json(404, {"message": f"no route for {self.command} {path}"})
                 status_note = "404"
         except ClientGone as err:
@@ -568,7 +646,17 @@ class Handler(BaseHTTPRequestHandler):
                 elapsed = (time.monotonic() - started) * 1000
                 log(f"{self.command} {target.split('?', 1)[0]} {status_note} ({elapsed:.0f} ms)")
 
+    @staticmethod
+    def control_params(target: str) -> dict:
+        query = target.partition("?")[2]
+        return {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+
     def creds(self) -> str:
+        with self.app.records_lock:
+            self.app.creds_requests += 1
+        if self.app.creds_fail:
+            self.send_json(500, {"code": "InternalError", "message": "credential source is down (test)"})
+            return "500 creds: failing on purpose"
         wanted = self.app.args.creds_token
         if wanted is not None and self.headers.get("Authorization") != wanted:
             self.send_json(401, {"code": "Unauthorized", "message": "missing or wrong Authorization token"})
@@ -628,6 +716,15 @@ class Handler(BaseHTTPRequestHandler):
                 headers=[("x-amzn-ErrorType", "ResourceNotFoundException")],
             )
             return "404 workspace"
+        forced = app.take_forced_status()
+        if forced is not None:
+            rec["status"] = forced
+            self.send_json(
+                forced,
+                {"message": f"status {forced} forced by /__standin/fail-next"},
+                headers=[("x-amzn-ErrorType", "StandInForcedError")],
+            )
+            return f"{forced} forced"
         rest = path[len(prefix):] or "/"
         if rest.startswith("/__test/"):
             return self.test_route(rest[len("/__test/"):], query, headers, body, rec)
@@ -796,6 +893,37 @@ class Handler(BaseHTTPRequestHandler):
                 ms = int_param("ms", 1000)
                 time.sleep(max(0, ms) / 1000)
                 return answer(200, {"status": "success", "slept_ms": ms})
+            if name == "reset":
+                after = max(0, int_param("after", 1024))
+                framing = params.get("framing", "chunked")
+                if framing not in ("chunked", "length"):
+                    raise BadRequest("framing must be chunked or length")
+                rec["status"] = 200
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if framing == "length":
+                    # Promise twice what will be sent.
+                    self.send_header("Content-Length", str(2 * after + 1))
+                else:
+                    self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                data = filler_block(after)
+                if data:
+                    self.write(b"%x\r\n" % len(data) + data + b"\r\n" if framing == "chunked" else data)
+                self.wfile.flush()
+                # Let the bytes leave before the reset discards anything still queued.
+                time.sleep(0.05)
+                self.abort_connection()
+                return f"200 reset after {after} bytes ({framing})"
+            if name == "garbage":
+                rec["status"] = 0
+                try:
+                    self.wfile.write(b"\x00\x01\x02 this is not HTTP \xff\xfe\r\n\r\n")
+                    self.wfile.flush()
+                except OSError:
+                    pass
+                self.close_connection = True
+                return "garbage sent"
             return answer(404, {"message": f"no test route {name!r}"})
         except BadRequest as err:
             return answer(400, {"message": str(err)})

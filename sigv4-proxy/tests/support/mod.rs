@@ -456,12 +456,42 @@ impl StandIn {
         }
     }
 
+    /// Requests that matched no route (e.g. a path outside `/workspaces/`): `method`, `target`.
+    pub fn unrouted(&self) -> Vec<serde_json::Value> {
+        match self.control("GET", "/__standin/unrouted").json() {
+            serde_json::Value::Array(items) => items,
+            other => panic!("/__standin/unrouted is not a list: {other}"),
+        }
+    }
+
+    /// Every request the stand-in read that was not a control or credentials request,
+    /// routed or not, verified or not (`stats()["dispatched"]`).
+    pub fn dispatched(&self) -> u64 {
+        self.stats()["dispatched"]
+            .as_u64()
+            .expect("dispatched is a count")
+    }
+
+    /// Makes `GET /__creds` answer 500 (`true`) or hand out keys again (`false`).
+    pub fn fail_creds(&self, fail: bool) {
+        let target = format!("/__standin/creds?fail={}", u8::from(fail));
+        self.control("POST", &target);
+    }
+
+    /// Answers the next `count` verified `/workspaces` requests with `status`, before they
+    /// are forwarded or reach a test route.
+    pub fn fail_next(&self, count: u32, status: u16) {
+        let target = format!("/__standin/fail-next?count={count}&status={status}");
+        self.control("POST", &target);
+    }
+
     /// Forgets the recorded requests.
     pub fn reset(&self) {
         self.control("POST", "/__standin/reset");
     }
 
-    /// `{"creds_fetches": n, "sts_calls": m}`
+    /// `{"creds_fetches": n, "sts_calls": m, "connections": c, "dispatched": d,
+    /// "creds_requests": r}`
     pub fn stats(&self) -> serde_json::Value {
         self.control("GET", "/__standin/stats").json()
     }
@@ -559,7 +589,8 @@ pub fn http_get(port: u16, target: &str) -> std::io::Result<HttpResponse> {
     http_request("GET", port, target, &[], b"")
 }
 
-fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
+/// Parses a complete HTTP/1.x answer (after skipping 1xx ones); chunked bodies are decoded.
+pub fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let mut rest = raw;
     // Skip interim 1xx answers.

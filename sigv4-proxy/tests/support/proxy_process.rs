@@ -33,12 +33,23 @@ impl ProxyProcess {
     }
 
     pub fn try_start(args: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::try_start_on("127.0.0.1:0", args, env)
+    }
+
+    /// Like [`ProxyProcess::start`], but listening on `listen` (e.g. `127.0.0.1:<port>` from
+    /// `support::free_port()`) instead of 127.0.0.1:0. The admin listener stays on port 0.
+    pub fn start_on(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::try_start_on(listen, args, env)
+            .unwrap_or_else(|log| panic!("proxy did not start on {listen}:\n{log}"))
+    }
+
+    pub fn try_start_on(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
         let home = TempHome::new();
         let log_path = home.path.join("proxy.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_sigv4-proxy"));
         command
-            .args(["--port", "127.0.0.1:0", "--admin-port", "127.0.0.1:0"])
+            .args(["--port", listen, "--admin-port", "127.0.0.1:0"])
             .args(args)
             .env_clear()
             .envs(base_env(&home.path))
@@ -107,6 +118,48 @@ impl ProxyProcess {
             .expect("field present")
     }
 
+    /// Whether the process is still running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM without waiting; see [`ProxyProcess::wait_exit`].
+    pub fn send_sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    /// Waits up to `timeout` for the process to exit; None if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The admin `/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        let answer = super::http_get(self.admin_addr.port(), "/metrics")
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}\n{}", self.log()));
+        assert_eq!(answer.status, 200, "GET /metrics: {}", answer.text());
+        answer.text()
+    }
+
+    /// The value of one sample in `/metrics`, by its exact series text, e.g.
+    /// `sigv4_proxy_in_flight_requests` or `sigv4_proxy_errors_total{kind="overloaded"}`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics_text(), series)
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -132,6 +185,15 @@ impl Drop for ProxyProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of `series` (its name and labels exactly as printed) in OpenMetrics `text`.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        let value = rest.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// Runs the proxy binary to completion (for configuration errors and --check-config).
@@ -189,6 +251,7 @@ pub fn curl(args: &[&str]) -> CurlResult {
         .args(args)
         .output()
         .expect("run curl");
+    let exit_code = output.status.code();
     let metrics = String::from_utf8_lossy(&output.stdout).to_string();
     let mut parts = metrics.split_whitespace();
     let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -203,6 +266,7 @@ pub fn curl(args: &[&str]) -> CurlResult {
         total_secs: total,
         size_download: size,
         stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+        exit_code,
     }
 }
 
@@ -216,6 +280,9 @@ pub struct CurlResult {
     pub total_secs: f64,
     pub size_download: u64,
     pub stderr: String,
+    /// curl's exit status: 0 for a complete transfer, 18 for a partial one, 56 for a
+    /// receive failure, ...
+    pub exit_code: Option<i32>,
 }
 
 impl CurlResult {
