@@ -37,6 +37,10 @@ impl Default for ServerLimits {
     }
 }
 
+/// A client connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// Time a TLS client has to finish its handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -96,39 +100,28 @@ pub async fn serve<S, B>(
         let builder = builder.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    let io = TokioIo::new(TrackedIo::new(stream, activity.clone()));
-                    let connection =
-                        watcher.watch(builder.serve_connection(io, service).into_owned());
-                    tokio::select! {
-                        result = connection => result,
-                        () = activity.idle_for(idle_timeout) => Ok(()),
-                    }
-                }
+            let stream: Box<dyn Io> = match tls {
+                None => Box::new(stream),
                 Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(error)) => {
-                                tracing::debug!(%peer, %error, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let io = TokioIo::new(TrackedIo::new(stream, activity.clone()));
-                    let connection =
-                        watcher.watch(builder.serve_connection(io, service).into_owned());
-                    tokio::select! {
-                        result = connection => result,
-                        () = activity.idle_for(idle_timeout) => Ok(()),
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => Box::new(stream),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
                     }
                 }
+            };
+            let io = TokioIo::new(TrackedIo::new(stream, activity.clone()));
+            let connection = watcher.watch(builder.serve_connection(io, service).into_owned());
+            let result = tokio::select! {
+                result = connection => result,
+                () = activity.idle_for(idle_timeout) => Ok(()),
             };
             if let Err(error) = result {
                 tracing::debug!(%peer, error = %error, "client connection ended with an error");
