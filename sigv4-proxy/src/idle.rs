@@ -25,6 +25,7 @@ pub struct Activity {
     /// Milliseconds since `epoch` of the last byte read or written.
     last_io_ms: AtomicU64,
     active_requests: AtomicUsize,
+    requests_seen: AtomicUsize,
 }
 
 impl Activity {
@@ -33,6 +34,7 @@ impl Activity {
             epoch: Instant::now(),
             last_io_ms: AtomicU64::new(0),
             active_requests: AtomicUsize::new(0),
+            requests_seen: AtomicUsize::new(0),
         })
     }
 
@@ -49,6 +51,16 @@ impl Activity {
             return Some(timeout);
         }
         timeout.checked_sub(quiet).filter(|left| !left.is_zero())
+    }
+
+    /// Completes if no request has arrived `timeout` after the connection opened. hyper's
+    /// own header timeout only starts once it has recognised HTTP/1, so a client that sends
+    /// nothing, or stalls inside the HTTP/2 preface, is caught here.
+    pub async fn no_request_within(&self, timeout: Duration) {
+        tokio::time::sleep_until(self.epoch + timeout).await;
+        if self.requests_seen.load(Ordering::SeqCst) > 0 {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Completes once the connection has been idle for `timeout`.
@@ -133,6 +145,7 @@ struct ActiveGuard(Arc<Activity>);
 impl ActiveGuard {
     fn new(activity: Arc<Activity>) -> Self {
         activity.active_requests.fetch_add(1, Ordering::SeqCst);
+        activity.requests_seen.fetch_add(1, Ordering::SeqCst);
         Self(activity)
     }
 }
@@ -213,6 +226,23 @@ impl<B: Body + Unpin> Body for TrackedBody<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_connections_are_caught_but_not_those_that_sent_a_request() {
+        let silent = Activity::new();
+        let started = tokio::time::Instant::now();
+        silent.no_request_within(Duration::from_secs(3)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+
+        let talked = Activity::new();
+        drop(ActiveGuard::new(talked.clone()));
+        let waited = tokio::time::timeout(
+            Duration::from_secs(60),
+            talked.no_request_within(Duration::from_secs(3)),
+        )
+        .await;
+        assert!(waited.is_err(), "never fires once a request came");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn idle_only_without_requests_and_traffic() {

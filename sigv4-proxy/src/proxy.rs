@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri, header};
-use http_body_util::{Either, Full};
+use http_body_util::{Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
@@ -27,8 +27,8 @@ use crate::target::{self, TargetError};
 use crate::upstream::UpstreamClient;
 
 /// What goes upstream: a buffered, hashed body or, with `--unsigned-payload`, the client's
-/// body streamed through.
-pub type UpstreamBody<B> = Either<Full<Bytes>, B>;
+/// body streamed through under the same size cap.
+pub type UpstreamBody<B> = Either<Full<Bytes>, Limited<B>>;
 /// What goes back to the client: the upstream's body as it arrives, or our own error.
 pub type ProxyBody = MeteredBody<Either<Incoming, Full<Bytes>>>;
 
@@ -225,7 +225,10 @@ where
             // Streamed: only the declared length is known up front.
             *bytes_in = declared.unwrap_or_default();
             self.metrics.request_bytes.inc_by(*bytes_in);
-            (Either::Right(body), Payload::Unsigned)
+            (
+                Either::Right(Limited::new(body, cap_usize(settings.max_request_body))),
+                Payload::Unsigned,
+            )
         } else {
             let hashed = body::read_hashed(body, settings.max_request_body).await?;
             *bytes_in = hashed.bytes.len() as u64;
@@ -372,7 +375,7 @@ where
                 .map_err(|_| ProxyError::UpstreamTimeout(limit))?,
             _ => sent.await,
         }
-        .map_err(|e| ProxyError::Upstream(e.into()))?;
+        .map_err(|e| upstream_error(e, settings.max_request_body))?;
         self.metrics
             .upstream_duration
             .get_or_create(&RouteLabels { route })
@@ -414,6 +417,23 @@ fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
     let fraction = 0.5 + (hasher.finish() % 1000) as f64 / 2000.0;
     let jittered = ceiling.mul_f64(fraction);
     retry_after.map_or(jittered, |asked| asked.max(jittered))
+}
+
+fn cap_usize(limit: u64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
+}
+
+/// A streamed body that hit the cap surfaces as a client error inside the upstream
+/// client's error; everything else is the upstream's fault.
+fn upstream_error(error: hyper_util::client::legacy::Error, limit: u64) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(cause) = source {
+        if cause.is::<LengthLimitError>() {
+            return ProxyError::Body(crate::body::BodyError::TooLarge { limit });
+        }
+        source = cause.source();
+    }
+    ProxyError::Upstream(error.into())
 }
 
 /// Bounded label values: anything unusual is "other".

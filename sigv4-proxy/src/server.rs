@@ -96,6 +96,7 @@ pub async fn serve<S, B>(
         let activity = Activity::new();
         let service = TowerToHyperService::new(Tracked::new(service.clone(), activity.clone()));
         let idle_timeout = limits.idle_timeout;
+        let header_read_timeout = limits.header_read_timeout;
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
@@ -122,6 +123,7 @@ pub async fn serve<S, B>(
             let result = tokio::select! {
                 result = connection => result,
                 () = activity.idle_for(idle_timeout) => Ok(()),
+                () = activity.no_request_within(header_read_timeout) => Ok(()),
             };
             if let Err(error) = result {
                 tracing::debug!(%peer, error = %error, "client connection ended with an error");
