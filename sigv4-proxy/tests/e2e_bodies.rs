@@ -6,50 +6,25 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::proxy_process::{ProxyProcess, TempHome, curl};
-use support::{Prometheus, StandIn, StandInOptions};
+use support::{Prometheus, Upstream};
 
 const AKID: &str = "AKIAE2EBODIESKEY0001";
 const SECRET: &str = "e2e-bodies-secret";
 const WS: &str = "ws-test";
 
-fn standin(prometheus: &Prometheus) -> StandIn {
-    StandIn::start(StandInOptions {
-        upstream: prometheus.url(),
-        workspace: WS.into(),
-        region: "us-east-1".into(),
-        static_keys: vec![(AKID.into(), SECRET.into(), None)],
-        creds_ttl_secs: 900,
-        creds_token: None,
-        moto: false,
-    })
-}
+const ENV: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", AKID),
+    ("AWS_SECRET_ACCESS_KEY", SECRET),
+];
 
 fn proxy_to(port: u16, extra_args: &[&str]) -> ProxyProcess {
-    let host = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "--host",
-        host.as_str(),
-        "--upstream-url-scheme",
-        "http",
-        "--name",
-        "aps",
-        "--region",
-        "us-east-1",
-    ];
-    args.extend_from_slice(extra_args);
-    ProxyProcess::start(
-        &args,
-        &[
-            ("AWS_ACCESS_KEY_ID", AKID),
-            ("AWS_SECRET_ACCESS_KEY", SECRET),
-        ],
-    )
+    ProxyProcess::signing_for(port, extra_args, &ENV)
 }
 
 #[test]
 fn prometheus_remote_write_through_the_proxy_lands_samples() {
-    let target = Prometheus::start();
-    let standin = standin(&target);
+    let upstream = Upstream::start(AKID, SECRET, None);
+    let (target, standin) = (&upstream.prometheus, &upstream.standin);
     let proxy = proxy_to(standin.port, &[]);
     // A second, real Prometheus scrapes the first and remote-writes (snappy protobuf)
     // through the proxy into it.
@@ -128,8 +103,8 @@ remote_write:
 
 #[test]
 fn request_bodies_over_the_cap_get_413_and_never_go_upstream() {
-    let prometheus = Prometheus::start();
-    let standin = standin(&prometheus);
+    let upstream = Upstream::start(AKID, SECRET, None);
+    let standin = &upstream.standin;
     let proxy = proxy_to(standin.port, &["--max-request-body-size", "1048576"]);
     let dir = TempHome::new();
     let exact = dir.path.join("exact");
@@ -170,8 +145,8 @@ fn request_bodies_over_the_cap_get_413_and_never_go_upstream() {
 
 #[test]
 fn unsigned_payload_streams_the_body_through() {
-    let prometheus = Prometheus::start();
-    let standin = standin(&prometheus);
+    let upstream = Upstream::start(AKID, SECRET, None);
+    let standin = &upstream.standin;
     let proxy = proxy_to(standin.port, &["--unsigned-payload"]);
     let dir = TempHome::new();
     let body = dir.path.join("body");
@@ -211,8 +186,8 @@ fn unsigned_payload_streams_the_body_through() {
 #[test]
 fn a_200_mb_answer_streams_with_bounded_memory() {
     const SIZE: u64 = 200 * 1024 * 1024;
-    let prometheus = Prometheus::start();
-    let standin = standin(&prometheus);
+    let upstream = Upstream::start(AKID, SECRET, None);
+    let standin = &upstream.standin;
     let proxy = proxy_to(standin.port, &[]);
     let url = format!(
         "{}/workspaces/{WS}/__test/bytes?size={SIZE}&chunk=65536",
@@ -255,8 +230,8 @@ fn a_200_mb_answer_streams_with_bounded_memory() {
 
 #[test]
 fn proxy_errors_are_precise_json_without_internals() {
-    let prometheus = Prometheus::start();
-    let standin = standin(&prometheus);
+    let upstream = Upstream::start(AKID, SECRET, None);
+    let standin = &upstream.standin;
 
     // Nothing listens on a port we just released: 502.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

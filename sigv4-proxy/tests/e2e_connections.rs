@@ -7,40 +7,24 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use support::Upstream;
 use support::proxy_process::{ProxyProcess, curl};
-use support::{Prometheus, StandIn, StandInOptions};
 
 const AKID: &str = "AKIAE2ECONNSKEY00001";
 const SECRET: &str = "e2e-connections-secret";
 const WS: &str = "ws-test";
 
-fn stack(extra: &[&str]) -> (Prometheus, StandIn, ProxyProcess) {
-    let prometheus = Prometheus::start();
-    let standin = StandIn::start(StandInOptions {
-        upstream: prometheus.url(),
-        static_keys: vec![(AKID.into(), SECRET.into(), None)],
-        ..StandInOptions::default()
-    });
-    let host = format!("127.0.0.1:{}", standin.port);
-    let mut args = vec![
-        "--host",
-        host.as_str(),
-        "--upstream-url-scheme",
-        "http",
-        "--name",
-        "aps",
-        "--region",
-        "us-east-1",
-    ];
-    args.extend_from_slice(extra);
-    let proxy = ProxyProcess::start(
-        &args,
+fn stack(extra: &[&str]) -> (Upstream, ProxyProcess) {
+    let upstream = Upstream::start(AKID, SECRET, None);
+    let proxy = ProxyProcess::signing_for(
+        upstream.standin.port,
+        extra,
         &[
             ("AWS_ACCESS_KEY_ID", AKID),
             ("AWS_SECRET_ACCESS_KEY", SECRET),
         ],
     );
-    (prometheus, standin, proxy)
+    (upstream, proxy)
 }
 
 /// Seconds until the server closes `stream` (reads until EOF), at most `limit`.
@@ -69,7 +53,7 @@ fn in_flight(proxy: &ProxyProcess) -> f64 {
 
 #[test]
 fn idle_keep_alive_connections_are_closed_but_busy_ones_are_not() {
-    let (_prometheus, _standin, proxy) = stack(&["--client-idle-timeout", "1s"]);
+    let (_upstream, proxy) = stack(&["--client-idle-timeout", "1s"]);
 
     // A connection that never sends anything.
     let mut silent = TcpStream::connect(proxy.addr).expect("connect");
@@ -114,7 +98,8 @@ fn idle_keep_alive_connections_are_closed_but_busy_ones_are_not() {
 /// PromQL running through us: the upstream request is dropped with it.
 #[test]
 fn a_client_that_gives_up_cancels_the_upstream_request() {
-    let (_prometheus, standin, proxy) = stack(&[]);
+    let (upstream, proxy) = stack(&[]);
+    let standin = &upstream.standin;
     let gave_up = curl(&[
         "--max-time",
         "1",

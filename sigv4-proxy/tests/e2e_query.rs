@@ -6,7 +6,7 @@
 mod support;
 
 use support::proxy_process::{ProxyProcess, curl};
-use support::{Prometheus, StandIn, StandInOptions};
+use support::{Prometheus, StandIn, StandInOptions, Upstream};
 
 const AKID: &str = "AKIAE2EQUERYKEY00001";
 const SECRET: &str = "e2e/query+secret";
@@ -14,48 +14,23 @@ const TOKEN: &str = "e2e-session-token";
 const WS: &str = "ws-test";
 
 struct Stack {
-    prometheus: Prometheus,
-    standin: StandIn,
+    upstream: Upstream,
     proxy: ProxyProcess,
 }
 
 impl Stack {
     fn start(extra_args: &[&str]) -> Self {
-        let prometheus = Prometheus::start();
-        let standin = StandIn::start(StandInOptions {
-            upstream: prometheus.url(),
-            workspace: WS.into(),
-            region: "us-east-1".into(),
-            static_keys: vec![(AKID.into(), SECRET.into(), Some(TOKEN.into()))],
-            creds_ttl_secs: 900,
-            creds_token: None,
-            moto: false,
-        });
-        let host = format!("127.0.0.1:{}", standin.port);
-        let mut args = vec![
-            "--host",
-            host.as_str(),
-            "--upstream-url-scheme",
-            "http",
-            "--name",
-            "aps",
-            "--region",
-            "us-east-1",
-        ];
-        args.extend_from_slice(extra_args);
-        let proxy = ProxyProcess::start(
-            &args,
+        let upstream = Upstream::start(AKID, SECRET, Some(TOKEN));
+        let proxy = ProxyProcess::signing_for(
+            upstream.standin.port,
+            extra_args,
             &[
                 ("AWS_ACCESS_KEY_ID", AKID),
                 ("AWS_SECRET_ACCESS_KEY", SECRET),
                 ("AWS_SESSION_TOKEN", TOKEN),
             ],
         );
-        Self {
-            prometheus,
-            standin,
-            proxy,
-        }
+        Self { upstream, proxy }
     }
 
     fn url(&self, path_and_query: &str) -> String {
@@ -64,7 +39,7 @@ impl Stack {
 
     /// Every request the stand-in saw was verified; returns how many there were.
     fn assert_all_verified(&self) -> usize {
-        let requests = self.standin.requests();
+        let requests = self.upstream.standin.requests();
         for request in &requests {
             assert_eq!(
                 request["verified"],
@@ -157,7 +132,7 @@ fn adapter_and_keda_request_shapes_verify_and_reach_prometheus() {
     let slash = curl(&[&stack.url("/api/v1/label/%2Fodd/values")]);
     let direct = curl(&[&format!(
         "{}/api/v1/label/%2Fodd/values",
-        stack.prometheus.url()
+        stack.upstream.prometheus.url()
     )]);
     assert_eq!(slash.status, direct.status, "{}", slash.text());
 
@@ -177,7 +152,7 @@ fn adapter_and_keda_request_shapes_verify_and_reach_prometheus() {
     assert_prometheus_success(&curl(&[&stack.url("/api/v1/labels")]));
 
     assert_eq!(stack.assert_all_verified(), 11);
-    let seen = stack.standin.requests();
+    let seen = stack.upstream.standin.requests();
     // What went upstream is the strict canonical encoding that was signed.
     let targets: Vec<&str> = seen.iter().filter_map(|r| r["target"].as_str()).collect();
     assert!(
@@ -360,7 +335,7 @@ fn header_policy_on_the_wire() {
             .starts_with("AWS4-HMAC-SHA256 ")
     );
 
-    let record = stack.standin.requests().pop().expect("recorded");
+    let record = stack.upstream.standin.requests().pop().expect("recorded");
     assert_eq!(record["verified"], true, "{record:#}");
     let signed: Vec<&str> = record["signed_headers"]
         .as_array()
@@ -442,7 +417,7 @@ fn upstream_connections_are_reused_under_concurrency() {
         ));
     }
     std::fs::write(&config, lines).expect("curl config");
-    let before = stack.standin.stats()["connections"]
+    let before = stack.upstream.standin.stats()["connections"]
         .as_u64()
         .expect("count");
     let output = std::process::Command::new("curl")
@@ -464,7 +439,7 @@ fn upstream_connections_are_reused_under_concurrency() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let after = stack.standin.stats()["connections"]
+    let after = stack.upstream.standin.stats()["connections"]
         .as_u64()
         .expect("count");
     // The stats call itself is one connection.
@@ -490,7 +465,7 @@ fn tls_upstream_over_h2_and_no_verify_ssl() {
     let key = dir.path.join("tls.key");
     std::fs::write(&cert, certified.cert.pem()).expect("cert");
     std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
-    let host = format!("127.0.0.1:{}", stack.standin.port);
+    let host = format!("127.0.0.1:{}", stack.upstream.standin.port);
     let tls_front = ProxyProcess::start(
         &[
             "--host",

@@ -327,6 +327,27 @@ impl Default for StandInOptions {
     }
 }
 
+/// A real Prometheus behind the verifying stand-in, which knows one static key.
+pub struct Upstream {
+    pub prometheus: Prometheus,
+    pub standin: StandIn,
+}
+
+impl Upstream {
+    pub fn start(akid: &str, secret: &str, token: Option<&str>) -> Self {
+        let prometheus = Prometheus::start();
+        let standin = StandIn::start(StandInOptions {
+            upstream: prometheus.url(),
+            static_keys: vec![(akid.into(), secret.into(), token.map(str::to_owned))],
+            ..StandInOptions::default()
+        });
+        Self {
+            prometheus,
+            standin,
+        }
+    }
+}
+
 /// A running `amp_standin.py`; killed on drop.
 pub struct StandIn {
     pub port: u16,

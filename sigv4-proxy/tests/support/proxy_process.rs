@@ -26,6 +26,24 @@ fn base_env(home: &std::path::Path) -> Vec<(String, String)> {
 }
 
 impl ProxyProcess {
+    /// A proxy signing `aps` in us-east-1 for the stand-in on `standin_port` (plain HTTP),
+    /// with `extra` arguments and the environment `env`.
+    pub fn signing_for(standin_port: u16, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let host = format!("127.0.0.1:{standin_port}");
+        let mut args = vec![
+            "--host",
+            host.as_str(),
+            "--upstream-url-scheme",
+            "http",
+            "--name",
+            "aps",
+            "--region",
+            "us-east-1",
+        ];
+        args.extend_from_slice(extra);
+        Self::start(&args, env)
+    }
+
     /// Starts `sigv4-proxy` on 127.0.0.1:0 with `args` and exactly the environment `env`
     /// (plus PATH, an empty HOME and IMDS disabled), and waits until it listens.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
