@@ -30,6 +30,9 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // hyper knows a Content-Length body's size: one allocation instead of doubling growth
+    // (which costs copies, page faults and peak memory on 1 MiB remote-write bodies).
+    let expected = usize::try_from(body.size_hint().lower().min(limit)).unwrap_or(0);
     let mut body = std::pin::pin!(body);
     let mut hasher = Sha256::new();
     let mut first: Option<Bytes> = None;
@@ -50,7 +53,7 @@ where
         match (&mut first, &mut joined) {
             (None, None) => first = Some(chunk),
             (Some(head), None) => {
-                let mut buf = BytesMut::with_capacity(head.len() + chunk.len());
+                let mut buf = BytesMut::with_capacity(expected.max(head.len() + chunk.len()));
                 buf.extend_from_slice(head);
                 buf.extend_from_slice(&chunk);
                 first = None;
