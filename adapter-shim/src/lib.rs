@@ -1,0 +1,21 @@
+//! `adapter-shim`: the Kubernetes custom and external metrics APIs served from
+//! prometheus-adapter's configuration, querying Prometheus or Amazon Managed Service for
+//! Prometheus through `sigv4-proxy`.
+//!
+//! This crate is the pure core, with no I/O beyond reading the configuration file:
+//!
+//! - [`config`]: prometheus-adapter's YAML, loaded strictly and validated up front;
+//! - [`naming`]: series filters, metric names, and label ↔ resource association;
+//! - [`template`]: `metricsQuery` rendering (Go templates) and PromQL label matchers;
+//! - [`selector`]: Kubernetes label selectors (`labelSelector`, `metricLabelSelector`);
+//! - [`prometheus`]: Prometheus API requests and responses;
+//! - [`quantity`]: float → Kubernetes Quantity strings, exactly as prometheus-adapter;
+//! - [`wire`]: the JSON answers, byte-compatible with prometheus-adapter's.
+
+pub mod config;
+pub mod naming;
+pub mod prometheus;
+pub mod quantity;
+pub mod selector;
+pub mod template;
+pub mod wire;
