@@ -84,12 +84,7 @@ remote_write:
     assert!(!writes.is_empty());
     for write in &writes {
         assert_eq!(write["verified"], true, "{write:#}");
-        let signed: Vec<&str> = write["signed_headers"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .filter_map(|h| h.as_str())
-            .collect();
+        let signed = support::signed_headers(write);
         for name in [
             "content-encoding",
             "content-type",

@@ -337,12 +337,7 @@ fn header_policy_on_the_wire() {
 
     let record = stack.upstream.standin.requests().pop().expect("recorded");
     assert_eq!(record["verified"], true, "{record:#}");
-    let signed: Vec<&str> = record["signed_headers"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|h| h.as_str())
-        .collect();
+    let signed = support::signed_headers(&record);
     for name in [
         "x-original-authorization",
         "x-team",

@@ -348,6 +348,14 @@ impl Upstream {
     }
 }
 
+/// The header names a request recorded by the stand-in signed.
+pub fn signed_headers(record: &serde_json::Value) -> Vec<&str> {
+    record["signed_headers"]
+        .as_array()
+        .map(|names| names.iter().filter_map(|h| h.as_str()).collect())
+        .unwrap_or_default()
+}
+
 /// A running `amp_standin.py`; killed on drop.
 pub struct StandIn {
     pub port: u16,
