@@ -86,10 +86,7 @@ fn upstream_args(port: u16) -> Vec<String> {
 
 /// A verbose proxy in front of `upstream_port` with the stand-in's static keys.
 fn proxy_to(upstream_port: u16, extra: &[&str]) -> ProxyProcess {
-    let mut args = upstream_args(upstream_port);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ProxyProcess::start(&args, &static_env())
+    ProxyProcess::signing_for(upstream_port, &[&["-v"], extra].concat(), &static_env())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -36,20 +36,9 @@ fn stack() -> Stack {
 }
 
 fn proxy(standin: &StandIn, shutdown_timeout: &str) -> ProxyProcess {
-    let host = format!("127.0.0.1:{}", standin.port);
-    ProxyProcess::start(
-        &[
-            "--host",
-            &host,
-            "--upstream-url-scheme",
-            "http",
-            "--name",
-            "aps",
-            "--region",
-            "us-east-1",
-            "--shutdown-timeout",
-            shutdown_timeout,
-        ],
+    ProxyProcess::signing_for(
+        standin.port,
+        &["--shutdown-timeout", shutdown_timeout],
         &[
             ("AWS_ACCESS_KEY_ID", AKID),
             ("AWS_SECRET_ACCESS_KEY", SECRET),

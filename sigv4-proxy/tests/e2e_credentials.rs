@@ -22,22 +22,6 @@ fn standin(prometheus: &Prometheus, moto: bool, creds_ttl_secs: u64) -> StandIn 
     })
 }
 
-fn proxy_args(standin: &StandIn) -> Vec<String> {
-    [
-        "--host",
-        &format!("127.0.0.1:{}", standin.port),
-        "--upstream-url-scheme",
-        "http",
-        "--name",
-        "aps",
-        "--region",
-        "us-east-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 fn query(proxy: &ProxyProcess) -> u16 {
     curl(&[&format!(
         "{}/workspaces/{WS}/api/v1/query?query=up",
@@ -51,14 +35,9 @@ fn role_arn_assumes_the_role_through_sts_once() {
     let prometheus = Prometheus::start();
     let standin = standin(&prometheus, true, 900);
     let sts = format!("http://127.0.0.1:{}", standin.moto_port.expect("moto"));
-    let mut args = proxy_args(&standin);
-    args.extend([
-        "--role-arn".into(),
-        "arn:aws:iam::123456789012:role/amp-query".into(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let proxy = ProxyProcess::start(
-        &args,
+    let proxy = ProxyProcess::signing_for(
+        standin.port,
+        &["--role-arn", "arn:aws:iam::123456789012:role/amp-query"],
         &[
             ("AWS_ACCESS_KEY_ID", "AKIABASEKEYFORSTS001"),
             ("AWS_SECRET_ACCESS_KEY", "base-secret"),
@@ -89,10 +68,9 @@ fn web_identity_irsa_through_sts_once() {
     let dir = TempHome::new();
     let token_file = dir.path.join("token");
     std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.e2e.sig").expect("token");
-    let args = proxy_args(&standin);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let proxy = ProxyProcess::start(
-        &args,
+    let proxy = ProxyProcess::signing_for(
+        standin.port,
+        &[],
         &[
             (
                 "AWS_WEB_IDENTITY_TOKEN_FILE",
@@ -120,10 +98,9 @@ fn web_identity_irsa_through_sts_once() {
 fn short_lived_credentials_are_refreshed_before_expiry() {
     let prometheus = Prometheus::start();
     let standin = standin(&prometheus, false, 12);
-    let args = proxy_args(&standin);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let proxy = ProxyProcess::start(
-        &args,
+    let proxy = ProxyProcess::signing_for(
+        standin.port,
+        &[],
         &[
             (
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",

@@ -460,17 +460,9 @@ fn tls_upstream_over_h2_and_no_verify_ssl() {
     let key = dir.path.join("tls.key");
     std::fs::write(&cert, certified.cert.pem()).expect("cert");
     std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
-    let host = format!("127.0.0.1:{}", stack.upstream.standin.port);
-    let tls_front = ProxyProcess::start(
+    let tls_front = ProxyProcess::signing_for(
+        stack.upstream.standin.port,
         &[
-            "--host",
-            &host,
-            "--upstream-url-scheme",
-            "http",
-            "--name",
-            "aps",
-            "--region",
-            "us-east-1",
             "--tls-cert",
             &cert.display().to_string(),
             "--tls-key",
