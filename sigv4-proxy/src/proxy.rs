@@ -452,14 +452,12 @@ fn method_label(method: &http::Method) -> &'static str {
 
 /// Whether a `Via` header lists the same received-by pseudonym as `ours` ("1.1 <name>").
 fn contains_token(via: &[u8], ours: &[u8]) -> bool {
-    let received_by = |entry: &[u8]| -> Vec<u8> {
+    fn received_by(entry: &[u8]) -> Option<&[u8]> {
         entry
             .split(|b| b.is_ascii_whitespace())
             .filter(|word| !word.is_empty())
             .nth(1)
-            .unwrap_or_default()
-            .to_vec()
-    };
+    }
     let ours = received_by(ours);
     via.split(|b| *b == b',')
         .any(|entry| received_by(entry) == ours)
