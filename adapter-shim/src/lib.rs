@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod naming;
+pub mod objects;
 pub mod prometheus;
 pub mod quantity;
 pub mod selector;
