@@ -12,11 +12,19 @@
 //! - [`quantity`]: float → Kubernetes Quantity strings, exactly as prometheus-adapter;
 //! - [`wire`]: the JSON answers, byte-compatible with prometheus-adapter's.
 
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod discovery;
+pub mod metrics;
 pub mod naming;
 pub mod objects;
+pub mod promclient;
 pub mod prometheus;
 pub mod quantity;
+pub mod reload;
 pub mod selector;
+pub mod server;
 pub mod template;
+pub mod tls;
 pub mod wire;

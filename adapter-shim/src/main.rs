@@ -1,34 +1,33 @@
-//! `adapter-shim`: for now, `--config FILE --check-config` loads and validates a
-//! prometheus-adapter configuration and prints a summary. Serving comes next.
+//! `adapter-shim`: serves the custom (and, opt-in, external) metrics APIs from a
+//! prometheus-adapter configuration; `--check-config` validates and prints a summary.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser as _;
 use clap::error::ErrorKind;
 
+use adapter_shim::api::{Api, ReadyCheck};
+use adapter_shim::cli::{Args, LogFormat};
 use adapter_shim::config::{Config, Rule};
+use adapter_shim::discovery::Discovery;
+use adapter_shim::metrics::Metrics;
+use adapter_shim::naming::ResourceCatalog;
+use adapter_shim::objects::StaticObjects;
+use adapter_shim::promclient::PromClient;
+use adapter_shim::reload::Reloader;
+use adapter_shim::server::{self, AllowAll};
+use adapter_shim::tls::ServingCert;
 
 /// sysexits.h EX_USAGE: the command line, environment or configuration is wrong.
 const EXIT_USAGE: u8 = 64;
+/// The port could not be bound or the runtime failed.
+const EXIT_FAILURE: u8 = 1;
 
-/// Environment variable for `--config`.
-const ENV_CONFIG: &str = "ADAPTER_SHIM_CONFIG";
-/// Environment variable for `--check-config`.
-const ENV_CHECK_CONFIG: &str = "ADAPTER_SHIM_CHECK_CONFIG";
-
-/// Serves the Kubernetes custom and external metrics APIs from prometheus-adapter rules,
-/// querying Prometheus or Amazon Managed Service for Prometheus through sigv4-proxy.
-#[derive(Debug, clap::Parser)]
-#[command(name = "adapter-shim", version, about)]
-struct Args {
-    /// prometheus-adapter configuration file (rules, externalRules, resourceRules).
-    #[arg(long, value_name = "FILE", env = ENV_CONFIG)]
-    config: PathBuf,
-
-    /// Load and validate the configuration, print a summary, and exit.
-    #[arg(long, env = ENV_CHECK_CONFIG)]
-    check_config: bool,
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("adapter-shim: {message}");
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn main() -> ExitCode {
@@ -44,20 +43,136 @@ fn main() -> ExitCode {
     };
     let config = match Config::load(&args.config) {
         Ok(config) => config,
+        Err(error) => return usage(error),
+    };
+    if args.check_config {
+        print!("{}", summary(&config));
+        return ExitCode::SUCCESS;
+    }
+    // Everything that can be wrong with the command line is found before a port is bound.
+    let prom = match args.prometheus() {
+        Ok(prom) => prom,
+        Err(error) => return usage(error),
+    };
+    let max_age = match args.max_age() {
+        Ok(max_age) => max_age,
+        Err(error) => return usage(error),
+    };
+    init_tracing(args.log_format);
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "configuration warning");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("adapter-shim: {error}");
-            return ExitCode::from(EXIT_USAGE);
+            eprintln!("adapter-shim: cannot start the runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
         }
     };
-    if !args.check_config {
-        eprintln!(
-            "adapter-shim: serving is not implemented yet; use --check-config to validate {}",
-            args.config.display()
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
-    print!("{}", summary(&config));
+    runtime.block_on(run(args, config, prom, max_age))
+}
+
+async fn run(
+    args: Args,
+    config: Config,
+    prom: adapter_shim::promclient::PromSettings,
+    max_age: std::time::Duration,
+) -> ExitCode {
+    let serving = match ServingCert::load(&args.cert_source(), &service_names()) {
+        Ok(serving) => serving,
+        Err(error) => return usage(error),
+    };
+    let tls = match serving.server_config(None, args.disable_http2) {
+        Ok(tls) => tls,
+        Err(error) => return usage(error),
+    };
+    let client = match PromClient::new(prom) {
+        Ok(client) => client,
+        Err(error) => return usage(format!("Prometheus client: {error}")),
+    };
+    let metrics = Metrics::new();
+    let discovery = Arc::new(Discovery::new(
+        Arc::new(config),
+        Arc::new(ResourceCatalog::builtin()),
+        client,
+        max_age,
+        metrics.clone(),
+    ));
+    let ready: ReadyCheck = Arc::new(|| Ok(()));
+    let api = Api {
+        discovery: discovery.clone(),
+        objects: Arc::new(StaticObjects::new()),
+        metrics: metrics.clone(),
+        external_enabled: args.enable_external_metrics,
+        ready,
+    };
+
+    let addr = SocketAddr::new(args.bind_address, args.secure_port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("adapter-shim: cannot listen on {addr}: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(address = %local, external = args.enable_external_metrics, "serving the metrics APIs over HTTPS");
+    // Test harnesses read the bound port from this line (with --secure-port 0).
+    println!("listening on {local}");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let _cert_watcher = serving.spawn_watcher();
+    tokio::spawn(
+        discovery
+            .clone()
+            .run(args.metrics_relist_interval, stopped()),
+    );
+    tokio::spawn(
+        Reloader::new(&args.config, discovery.clone(), metrics.clone())
+            .run(args.config_reload_interval, stopped()),
+    );
+    let shutdown = async move {
+        server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    server::serve(
+        listener,
+        tls,
+        api,
+        Arc::new(AllowAll),
+        args.disable_http2,
+        shutdown,
+        args.shutdown_timeout,
+    )
+    .await;
     ExitCode::SUCCESS
+}
+
+/// Names for a generated certificate: the pod's host name (the aggregator dials the
+/// Service name and verifies only with a caBundle, which a self-signed pair cannot have).
+fn service_names() -> Vec<String> {
+    std::env::var("HOSTNAME").into_iter().collect()
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ADAPTER_SHIM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn summary(config: &Config) -> String {
@@ -138,23 +253,6 @@ mod tests {
              name as \"${1}_per_second\"; resources namespace→namespace, pod→pod\n  \
              sample query: sum(rate(sample_series{namespace=\"default\",pod=~\"sample-pod-a|sample-pod-b\"}[2m])) by (pod)\n\
              warning: rules[0].resources.overrides.namespace: shorthand \"namespace\" read as {resource: namespace}; prometheus-adapter itself rejects this form\n"
-        );
-    }
-
-    #[test]
-    fn flags() {
-        let args = Args::try_parse_from([
-            "adapter-shim",
-            "--config",
-            "/etc/adapter/config.yaml",
-            "--check-config",
-        ])
-        .expect("parses");
-        assert!(args.check_config);
-        assert_eq!(args.config, PathBuf::from("/etc/adapter/config.yaml"));
-        assert!(
-            Args::try_parse_from(["adapter-shim"]).is_err()
-                || std::env::var_os(ENV_CONFIG).is_some()
         );
     }
 }

@@ -129,9 +129,55 @@ fn usage_errors_exit_64_and_help_exits_0() {
 }
 
 #[test]
-fn serving_is_not_there_yet() {
+fn serving_usage_errors_exit_64_before_binding() {
     let path = fixture("seed-canonical.yaml");
-    let out = run(&["--config", path.to_str().expect("utf-8 path")], &[]);
-    assert_eq!(out.status.code(), Some(64));
-    assert!(text(&out.stderr).contains("serving is not implemented yet"));
+    let config = path.to_str().expect("utf-8 path");
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "--prometheus-url is required"),
+        (
+            &["--prometheus-url", "localhost:8080"],
+            "must be an http:// or https:// URL",
+        ),
+        (
+            &[
+                "--prometheus-url",
+                "http://localhost:8080/workspaces/ws-1",
+                "--metrics-relist-interval",
+                "5m",
+                "--metrics-max-age",
+                "1m",
+            ],
+            "--metrics-max-age (1m) must not be less than --metrics-relist-interval (5m)",
+        ),
+        (
+            &[
+                "--prometheus-url",
+                "http://localhost:8080/workspaces/ws-1",
+                "--tls-cert-file",
+                "/nonexistent.crt",
+                "--tls-private-key-file",
+                "/nonexistent.key",
+                // A port that would be busy or privileged: the error must come first.
+                "--secure-port",
+                "1",
+            ],
+            "cannot read certificate chain /nonexistent.crt",
+        ),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["--config", config];
+        args.extend_from_slice(extra);
+        let out = run(&args, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(message),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }

@@ -40,9 +40,10 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `sigv4-proxy/tests/support/`.
+/// `sigv4-proxy/tests/support/` (also when another crate's tests include this module).
 pub fn support_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    workspace_root()
+        .join("sigv4-proxy")
         .join("tests")
         .join("support")
 }

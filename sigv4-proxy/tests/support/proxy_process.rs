@@ -25,6 +25,40 @@ fn base_env(home: &std::path::Path) -> Vec<(String, String)> {
     ]
 }
 
+/// The `sigv4-proxy` binary: Cargo's own for this crate's tests; for other crates' tests
+/// (which include this module by path) the workspace build, built first if missing.
+pub fn proxy_bin() -> PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_sigv4-proxy") {
+        return PathBuf::from(bin);
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| super::workspace_root().join("target"));
+            let bin = target.join("debug").join("sigv4-proxy");
+            if !bin.is_file() {
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let status = Command::new(cargo)
+                    .args([
+                        "build",
+                        "--locked",
+                        "-p",
+                        "sigv4-proxy",
+                        "--bin",
+                        "sigv4-proxy",
+                    ])
+                    .current_dir(super::workspace_root())
+                    .status()
+                    .expect("run cargo build for sigv4-proxy");
+                assert!(status.success(), "building sigv4-proxy failed");
+            }
+            bin
+        })
+        .clone()
+}
+
 impl ProxyProcess {
     /// A proxy signing `aps` in us-east-1 for the stand-in on `standin_port` (plain HTTP),
     /// with `extra` arguments and the environment `env`.
@@ -65,7 +99,7 @@ impl ProxyProcess {
         let home = TempHome::new();
         let log_path = home.path.join("proxy.log");
         let log = std::fs::File::create(&log_path).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sigv4-proxy"));
+        let mut command = Command::new(proxy_bin());
         command
             .args(["--port", listen, "--admin-port", "127.0.0.1:0"])
             .args(args)
@@ -217,7 +251,7 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
 /// Runs the proxy binary to completion (for configuration errors and --check-config).
 pub fn run_proxy(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let home = TempHome::new();
-    Command::new(env!("CARGO_BIN_EXE_sigv4-proxy"))
+    Command::new(proxy_bin())
         .args(args)
         .env_clear()
         .envs(base_env(&home.path))

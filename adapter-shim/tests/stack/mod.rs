@@ -1,0 +1,277 @@
+//! The real stack for end-to-end tests: a scrape target with counters growing at known
+//! rates → a real Prometheus → the botocore-verifying AMP stand-in → the real `sigv4-proxy`
+//! → the real `adapter-shim` binary, spoken to over HTTPS by curl (h2 and HTTP/1.1).
+//!
+//! The Prometheus, stand-in and proxy helpers are `sigv4-proxy`'s own test support,
+//! included by path.
+
+#![allow(dead_code, unreachable_pub, missing_debug_implementations)]
+
+#[path = "../../../sigv4-proxy/tests/support/mod.rs"]
+pub mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use support::proxy_process::ProxyProcess;
+pub use support::{Prometheus, ScratchDir, StandIn, StandInOptions};
+
+pub const AKID: &str = "AKIDADAPTERSHIMTEST";
+pub const SECRET: &str = "adapter-shim-test-secret-key-0123456789";
+
+/// A scrape target serving counters that grow at the given rates per second.
+pub struct CountersTarget {
+    pub port: u16,
+    child: Child,
+    _stdin: Option<ChildStdin>,
+}
+
+impl CountersTarget {
+    /// `series` are `name{labels}=rate` strings.
+    pub fn start(series: &[&str]) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stack/counters_target.py");
+        let mut child = Command::new(support::python())
+            .arg(script)
+            .args(series)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn counters_target.py");
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        let ready: serde_json::Value = serde_json::from_str(line.trim()).expect("json line");
+        let port = u16::try_from(ready["port"].as_u64().expect("port")).expect("u16");
+        Self {
+            port,
+            child,
+            _stdin: stdin,
+        }
+    }
+
+    /// Changes rates (`name{labels}=rate` lines) from now on.
+    pub fn set_rates(&self, series: &[&str]) {
+        let body = series.join("\n");
+        support::http_request(
+            "POST",
+            self.port,
+            "/rates",
+            &[("Content-Type", "text/plain")],
+            body.as_bytes(),
+        )
+        .expect("set rates");
+    }
+}
+
+impl Drop for CountersTarget {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Prometheus scraping `target` every second (labels from the target are kept, as
+/// with `honor_labels` for pod-level exporters).
+pub fn prometheus_scraping(target: &CountersTarget) -> Prometheus {
+    Prometheus::start_with_config(&format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: app\n    honor_labels: true\n    static_configs:\n      \
+         - targets: [\"127.0.0.1:{}\"]\n",
+        target.port
+    ))
+}
+
+/// The verifying stand-in in front of `prometheus` and a proxy signing for it.
+pub fn signed_path_to(prometheus: &Prometheus) -> (StandIn, ProxyProcess) {
+    let standin = StandIn::start(StandInOptions {
+        upstream: prometheus.url(),
+        static_keys: vec![(AKID.into(), SECRET.into(), None)],
+        ..StandInOptions::default()
+    });
+    let proxy = ProxyProcess::signing_for(
+        standin.port,
+        &[],
+        &[
+            ("AWS_ACCESS_KEY_ID", AKID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ],
+    );
+    (standin, proxy)
+}
+
+/// A running `adapter-shim`; killed on drop.
+pub struct Shim {
+    pub addr: SocketAddr,
+    child: Child,
+    log_path: PathBuf,
+    _dir: ScratchDir,
+}
+
+impl Shim {
+    /// Starts the shim with `config` (YAML text) and `args`, on 127.0.0.1:0.
+    pub fn start(config: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::try_start(config, args, env)
+            .unwrap_or_else(|log| panic!("shim did not start:\n{log}"))
+    }
+
+    pub fn try_start(config: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
+        let dir = ScratchDir::new("shim");
+        let config_path = dir.path.join("config.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log_path = dir.path.join("shim.log");
+        let out_path = dir.path.join("shim.out");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_adapter-shim"))
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--secure-port", "0", "--bind-address", "127.0.0.1"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ADAPTER_SHIM_LOG", "info,adapter_shim=debug")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).expect("out"))
+            .stderr(std::fs::File::create(&log_path).expect("log"))
+            .spawn()
+            .expect("spawn adapter-shim");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+            if let Some(addr) = out
+                .lines()
+                .find_map(|l| l.strip_prefix("listening on "))
+                .and_then(|a| a.trim().parse().ok())
+            {
+                return Ok(Self {
+                    addr,
+                    child,
+                    log_path,
+                    _dir: dir,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "exited with {status}:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                ));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err("no listening line within 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "shim did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// GET over HTTPS with curl (`-k`: the shim's certificate is self-signed); `http2`
+    /// chooses h2 (as the aggregator speaks) or HTTP/1.1.
+    pub fn get(&self, path_and_query: &str, http2: bool) -> Reply {
+        curl_get(&self.url(path_and_query), http2, &[])
+    }
+
+    /// Polls `path` until `ok` accepts the reply or `timeout` passes; returns the last one.
+    pub fn wait_for(&self, path: &str, timeout: Duration, ok: impl Fn(&Reply) -> bool) -> Reply {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reply = self.get(path, true);
+            if ok(&reply) || Instant::now() > deadline {
+                return reply;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer as curl saw it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub http_version: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// `curl -k` GET, with extra curl arguments (client certificates, headers).
+pub fn curl_get(url: &str, http2: bool, extra: &[&str]) -> Reply {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "30"])
+        .arg(if http2 { "--http2" } else { "--http1.1" })
+        .args(["-w", "\n%{http_code} %{http_version} %{content_type}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run curl (apt-get install curl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, trailer) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let mut parts = trailer.splitn(3, ' ');
+    let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let http_version = parts.next().unwrap_or_default().to_owned();
+    let content_type = parts.next().unwrap_or_default().to_owned();
+    Reply {
+        status,
+        content_type,
+        http_version,
+        body: body.to_owned(),
+    }
+}
+
+/// A Quantity string as a float (`400m` → 0.4, `12k` → 12000), for tolerant comparisons.
+pub fn quantity(q: &str) -> f64 {
+    let (num, mult) = match q.as_bytes().last() {
+        Some(b'm') => (&q[..q.len() - 1], 1e-3),
+        Some(b'k') => (&q[..q.len() - 1], 1e3),
+        Some(b'M') => (&q[..q.len() - 1], 1e6),
+        Some(b'G') => (&q[..q.len() - 1], 1e9),
+        _ => (q, 1.0),
+    };
+    num.parse::<f64>()
+        .unwrap_or_else(|e| panic!("quantity {q:?}: {e}"))
+        * mult
+}
