@@ -38,12 +38,13 @@ class Handler(BaseHTTPRequestHandler):
         now = time.time()
         with LOCK:
             lines = []
-            names = sorted({s.split("{")[0] for s in SERIES})
-            for name in names:
-                lines.append(f"# TYPE {name} counter")
-                for series, (v0, t0, rate) in sorted(SERIES.items()):
-                    if series.split("{")[0] == name:
-                        lines.append(f"{series} {v0 + (now - t0) * rate:.6f}")
+            current = None
+            for series, (v0, t0, rate) in sorted(SERIES.items()):
+                name = series.split("{")[0]
+                if name != current:
+                    lines.append(f"# TYPE {name} counter")
+                    current = name
+                lines.append(f"{series} {v0 + (now - t0) * rate:.6f}")
         body = ("\n".join(lines) + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
