@@ -10,9 +10,13 @@
 //! - [`selector`]: Kubernetes label selectors (`labelSelector`, `metricLabelSelector`);
 //! - [`prometheus`]: Prometheus API requests and responses;
 //! - [`quantity`]: float → Kubernetes Quantity strings, exactly as prometheus-adapter;
-//! - [`wire`]: the JSON answers, byte-compatible with prometheus-adapter's.
+//! - [`wire`]: the JSON answers, byte-compatible with prometheus-adapter's;
+//! - [`kube`]: the Kubernetes API side: object lists for wildcard requests, API discovery;
+//! - [`auth`]: delegated authentication and authorization, as the kube-aggregator expects.
 
+pub mod auth;
 pub mod config;
+pub mod kube;
 pub mod naming;
 pub mod objects;
 pub mod prometheus;

@@ -1,0 +1,1 @@
+//! Delegated authentication and authorization, as the kube-aggregator expects (issue 6).
