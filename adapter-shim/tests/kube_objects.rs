@@ -82,6 +82,8 @@ async fn pods_are_listed_filtered_and_kept_up_to_date() {
     standin.apply("pods", "dev", "web-9", &[("app", "web")]);
     let lister = KubeObjects::new(standin.client().await);
     let pods = builtin("", "pods");
+    lister.warm(&pods);
+    assert_eq!(lister.started().len(), 1);
 
     // Initial list: the first request waits for the sync.
     assert_eq!(
@@ -261,7 +263,7 @@ async fn cluster_scoped_types_deployments_and_crds() {
 #[tokio::test]
 async fn unknown_type_is_an_error_after_the_sync_limit() {
     let standin = KubeStandIn::start();
-    let lister = KubeObjects::new(standin.client().await).with_sync_timeout(Duration::from_secs(1));
+    let lister = KubeObjects::new(standin.client().await).with_sync_timeout(Duration::from_secs(3));
     let missing = ResourceInfo {
         group_resource: GroupResource::new("nowhere.example.com", "ghosts"),
         version: "v1".into(),
@@ -286,6 +288,21 @@ async fn unknown_type_is_an_error_after_the_sync_limit() {
         }
         ListError::NotReady(resource) => assert_eq!(resource, "ghosts.nowhere.example.com"),
     }
+    // Once the watch is known to fail, requests do not each wait the full limit.
+    let started = std::time::Instant::now();
+    let err = lister
+        .list(&missing, Some("prod"), &all())
+        .await
+        .expect_err("still no such type");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, ListError::Api { message, .. } if message.contains("404")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -456,6 +456,8 @@ struct Inner {
     configmap: Mutex<Option<BTreeMap<String, String>>>,
     config: ArcSwap<AuthConfig>,
     ready: AtomicBool,
+    /// `start` ran (successfully or in progress): a second call does nothing.
+    started: AtomicBool,
     tokens: TtlCache<[u8; 32], TokenOutcome>,
     reviews: TtlCache<String, SarOutcome>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -572,6 +574,7 @@ impl Gate {
             configmap: Mutex::new(None),
             config: ArcSwap::from_pointee(AuthConfig::default()),
             ready: AtomicBool::new(false),
+            started: AtomicBool::new(false),
             tokens: TtlCache::new(),
             reviews: TtlCache::new(),
             tasks: Mutex::new(Vec::new()),
@@ -592,8 +595,20 @@ impl Gate {
     ///
     /// # Errors
     /// [`AuthError::Kube`] for a kubeconfig flag that does not make a client,
-    /// [`AuthError::Lookup`] when the ConfigMap cannot be read.
+    /// [`AuthError::Lookup`] when the ConfigMap cannot be read. Calling it again after a
+    /// success does nothing.
     pub async fn start(&self) -> Result<(), AuthError> {
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let result = self.start_once().await;
+        if result.is_err() {
+            self.inner.started.store(false, Ordering::SeqCst);
+        }
+        result
+    }
+
+    async fn start_once(&self) -> Result<(), AuthError> {
         let args = &self.inner.args;
         if let Some(path) = &args.authentication_kubeconfig {
             let c = crate::kube::client(Some(path)).await?;
@@ -612,9 +627,6 @@ impl Gate {
                 .unwrap_or_else(PoisonError::into_inner) = Some(c);
         }
         let mut tasks = Vec::new();
-        if args.client_ca_file.is_some() || args.requestheader_client_ca_file.is_some() {
-            tasks.push(tokio::spawn(reload_files(Arc::downgrade(&self.inner))));
-        }
         if !args.authentication_skip_lookup {
             let client = self.inner.authn_client();
             let Some(client) = client else {
@@ -645,6 +657,9 @@ impl Gate {
                 api,
                 Arc::downgrade(&self.inner),
             )));
+        }
+        if args.client_ca_file.is_some() || args.requestheader_client_ca_file.is_some() {
+            tasks.push(tokio::spawn(reload_files(Arc::downgrade(&self.inner))));
         }
         self.inner.ready.store(true, Ordering::SeqCst);
         self.inner

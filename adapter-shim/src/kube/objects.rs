@@ -32,6 +32,9 @@ use crate::selector::Selector;
 /// How long a request waits for a type's initial list before [`ListError::NotReady`].
 pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a request waits for a type whose watch has already failed and not yet synced.
+const FAILING_SYNC_WAIT: Duration = Duration::from_secs(1);
+
 /// The cache key of a type: group, version, plural.
 type TypeKey = (String, String, String);
 
@@ -113,6 +116,12 @@ impl KubeObjects {
         cache
     }
 
+    /// Starts the watch of a type now, without waiting (e.g. pods at start-up, so that the
+    /// first HPA request finds the cache synced). Must run inside a Tokio runtime.
+    pub fn warm(&self, resource: &ResourceInfo) {
+        let _ = self.cache(resource);
+    }
+
     /// Types whose watch has been started, with whether each has synced (for readiness
     /// and diagnostics).
     #[must_use]
@@ -153,7 +162,20 @@ impl ObjectLister for KubeObjects {
             let cache = self.cache(resource);
             let cache = &cache.shared;
             let mut synced = cache.synced.subscribe();
-            let waited = tokio::time::timeout(self.sync_timeout, synced.wait_for(|s| *s)).await;
+            // While a type's watch keeps failing (RBAC, a removed CRD), later requests wait
+            // only briefly instead of the full limit each.
+            let failing = cache
+                .state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .last_error
+                .is_some();
+            let limit = if failing {
+                self.sync_timeout.min(FAILING_SYNC_WAIT)
+            } else {
+                self.sync_timeout
+            };
+            let waited = tokio::time::timeout(limit, synced.wait_for(|s| *s)).await;
             if !matches!(waited, Ok(Ok(_))) {
                 let state = cache.state.read().unwrap_or_else(PoisonError::into_inner);
                 return Err(match &state.last_error {
