@@ -150,6 +150,16 @@ async fn pods_are_listed_filtered_and_kept_up_to_date() {
     .await;
     assert!(moved.is_some(), "relabelled pod not seen");
 
+    // Many pods at once (the HPA case that made prometheus-adapter's URLs too long).
+    let many: Vec<String> = (0..200).map(|i| format!("batch-{i:03}")).collect();
+    standin.apply_many("pods", "batch", &many, &[("app", "batch")]);
+    let seen = eventually(PROPAGATION, || async {
+        let got = names(&lister, &pods, Some("batch"), &sel("app=batch")).await;
+        (got == many).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "200 pods not all seen");
+
     // One metadata-only list and watch over all namespaces, not a List per request.
     let requests = standin.requests();
     let pod_calls: Vec<_> = requests

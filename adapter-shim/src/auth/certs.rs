@@ -192,3 +192,86 @@ impl ClientCertVerifier for DeferredClientCertVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        rcgen::CertifiedIssuer::self_signed(params, key).expect("ca")
+    }
+
+    fn leaf(
+        issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+        cn: &str,
+        eku: rcgen::ExtendedKeyUsagePurpose,
+    ) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "team");
+        params.extended_key_usages = vec![eku];
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.signed_by(&key, issuer).expect("leaf").der().clone()
+    }
+
+    fn now() -> UnixTime {
+        UnixTime::since_unix_epoch(
+            std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn chains_are_checked_against_the_current_set() {
+        let a = ca("a");
+        let b = ca("b");
+        let bundle = format!("{}{}", a.pem(), b.pem());
+        let both = CaSet::from_pem(bundle.as_bytes(), "bundle").expect("bundle");
+        assert_eq!(both.len(), 2);
+        let only_a = CaSet::from_pem(a.pem().as_bytes(), "a").expect("a");
+        let from_b = leaf(
+            &b,
+            "front-proxy-client",
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        assert_eq!(both.verify(std::slice::from_ref(&from_b), now()), Ok(()));
+        assert_eq!(
+            only_a.verify(std::slice::from_ref(&from_b), now()),
+            Err("x509: certificate signed by unknown authority".into())
+        );
+        // A server-only certificate is not a client certificate.
+        let server = leaf(&a, "x", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+        assert_eq!(
+            only_a.verify(&[server], now()),
+            Err("x509: certificate specifies an incompatible key usage".into())
+        );
+        assert!(only_a.verify(&[], now()).is_err());
+        assert_eq!(
+            subject(&from_b),
+            Ok(("front-proxy-client".into(), vec!["team".into()]))
+        );
+    }
+
+    #[test]
+    fn bad_bundles_are_refused() {
+        assert!(CaSet::from_pem(b"", "empty").is_err());
+        assert!(CaSet::from_pem(b"not pem", "junk").is_err());
+        let err = CaSet::from_pem(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "broken",
+        )
+        .expect_err("not a certificate");
+        assert!(err.starts_with("broken: "), "{err}");
+    }
+}

@@ -6,8 +6,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIResource, APIResourceLis
 use super::KubeError;
 use crate::naming::{GroupResource, ResourceInfo};
 
+/// Groups not read: the metrics APIs the shim itself serves (their "resources" are
+/// `pods/<metric>` entries, never object types), so discovery does not call back into the
+/// shim through the aggregator.
+const SKIPPED_GROUPS: &[&str] = &["custom.metrics.k8s.io", "external.metrics.k8s.io"];
+
 /// Every resource type the cluster serves (core `v1` and each group's preferred version),
-/// without subresources (`pods/status`, `deployments/scale`), CRDs included.
+/// without subresources (`pods/status`, `deployments/scale`), CRDs included. The
+/// `custom.metrics.k8s.io` and `external.metrics.k8s.io` groups are not read.
 ///
 /// A group whose resource list fails (an unavailable aggregated API, as the metrics APIs
 /// sometimes are) is skipped with a warning; only a failure of the core or group list is
@@ -42,6 +48,7 @@ pub async fn discover_resources(client: &kube::Client) -> Result<Vec<ResourceInf
     let preferred: Vec<(String, String)> = groups
         .groups
         .iter()
+        .filter(|g| !SKIPPED_GROUPS.contains(&g.name.as_str()))
         .filter_map(|g| {
             let gv = g
                 .preferred_version

@@ -304,3 +304,80 @@ fn remove(objects: &mut Objects, meta: &kube::api::ObjectMeta) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::GroupResource;
+
+    fn meta(ns: Option<&str>, name: &str, labels: &[(&str, &str)]) -> kube::api::ObjectMeta {
+        kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: ns.map(str::to_owned),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..kube::api::ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn store_keeps_namespaces_apart_and_forgets_deleted_objects() {
+        let mut objects = Objects::new();
+        insert(
+            &mut objects,
+            &meta(Some("prod"), "web-1", &[("app", "web")]),
+        );
+        insert(&mut objects, &meta(Some("prod"), "db-0", &[("app", "db")]));
+        insert(&mut objects, &meta(Some("dev"), "web-1", &[("app", "web")]));
+        insert(&mut objects, &meta(None, "node-a", &[]));
+        let sel = Selector::parse("app=web").expect("selector");
+        assert_eq!(matching_names(objects["prod"].values(), &sel), ["web-1"]);
+        assert_eq!(objects[""].len(), 1);
+        // A relabel replaces the entry.
+        insert(&mut objects, &meta(Some("prod"), "db-0", &[("app", "web")]));
+        assert_eq!(
+            matching_names(objects["prod"].values(), &sel),
+            ["db-0", "web-1"]
+        );
+        remove(&mut objects, &meta(Some("dev"), "web-1", &[]));
+        assert!(!objects.contains_key("dev"), "empty namespaces are dropped");
+        remove(&mut objects, &meta(Some("dev"), "web-1", &[]));
+        let nameless = kube::api::ObjectMeta::default();
+        insert(&mut objects, &nameless);
+        remove(&mut objects, &nameless);
+        assert_eq!(objects.values().map(BTreeMap::len).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn api_resource_describes_crds_and_core_types() {
+        let info = ResourceInfo {
+            group_resource: GroupResource::new("stable.example.com", "crontabs"),
+            version: "v1".into(),
+            singular: "crontab".into(),
+            kind: "CronTab".into(),
+            namespaced: true,
+        };
+        let ar = api_resource(&info);
+        assert_eq!(
+            (
+                ar.group.as_str(),
+                ar.version.as_str(),
+                ar.api_version.as_str()
+            ),
+            ("stable.example.com", "v1", "stable.example.com/v1")
+        );
+        assert_eq!(
+            (ar.kind.as_str(), ar.plural.as_str()),
+            ("CronTab", "crontabs")
+        );
+        let pods = crate::naming::ResourceCatalog::builtin()
+            .get(&GroupResource::core("pods"))
+            .cloned()
+            .expect("pods");
+        assert_eq!(api_resource(&pods).api_version, "v1");
+    }
+}

@@ -24,7 +24,8 @@ Control endpoints (JSON bodies):
 
   POST /_control/objects     {"op": "apply"|"delete", "resource": "pods" | "deployments.apps"
                               | "crontabs.stable.example.com" | ..., "namespace": "prod",
-                              "name": "web-1", "labels": {...}}; answers {"resourceVersion"}
+                              "name": "web-1", "labels": {...}}; answers {"resourceVersion"};
+                             {"objects": [{resource, namespace, name, labels}, ...]} applies many
   POST /_control/configmap   {"data": {...}} creates/replaces kube-system/
                              extension-apiserver-authentication; {"delete": true} deletes it
   POST /_control/tokens      {"TOKEN": {"username", "uid", "groups", "extra"}} (merged in;
@@ -358,6 +359,13 @@ class Handler(BaseHTTPRequestHandler):
         if method != "POST":
             return self.send_json(404, {"error": "no such control endpoint"})
         body = self.read_json()
+        if path == "/_control/objects" and "objects" in body:
+            rv = 0
+            for item in body["objects"]:
+                if item["resource"] not in BY_KEY:
+                    return self.send_json(400, {"error": f"unknown resource {item['resource']}"})
+                rv = STATE.apply(item["resource"], item.get("namespace", ""), item["name"], item.get("labels") or {})
+            return self.send_json(200, {"resourceVersion": rv})
         if path == "/_control/objects":
             key = body["resource"]
             if key not in BY_KEY:
