@@ -592,8 +592,8 @@ async fn access_review_cache_expires_after_its_ttl() {
     w.standin
         .set_auth_configmap(&w.configmap(&w.front_proxy_ca, true));
     let args = AuthArgs {
-        authorization_webhook_cache_authorized_ttl: Duration::from_millis(300),
-        authentication_token_webhook_cache_ttl: Duration::from_millis(300),
+        authorization_webhook_cache_authorized_ttl: Duration::from_millis(1500),
+        authentication_token_webhook_cache_ttl: Duration::from_millis(1500),
         ..AuthArgs::default()
     };
     let gate = w.gate(&args).await;
@@ -602,7 +602,7 @@ async fn access_review_cache_expires_after_its_ttl() {
     ok_get(&server, Identity::None, PODS_WILDCARD, &auth).await;
     ok_get(&server, Identity::None, PODS_WILDCARD, &auth).await;
     assert_eq!(w.standin.access_reviews().len(), 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     ok_get(&server, Identity::None, PODS_WILDCARD, &auth).await;
     assert_eq!(w.standin.access_reviews().len(), 2);
     assert_eq!(w.standin.token_reviews().len(), 2);
