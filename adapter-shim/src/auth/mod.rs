@@ -1215,6 +1215,14 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         auth: AuthArgs,
+        #[command(flatten)]
+        kube: crate::kube::KubeArgs,
+    }
+
+    #[test]
+    fn flags_are_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -1326,6 +1334,22 @@ mod tests {
         assert_eq!(user.extra["example.com/key"], ["v"]);
         let user = user.with_authenticated_group();
         assert_eq!(user.groups, ["a", "b,c", "system:authenticated"]);
+    }
+
+    #[test]
+    fn gate_and_its_futures_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        let args = AuthArgs {
+            authentication_skip_lookup: true,
+            authorization_mode: AuthorizationMode::AllowAuthenticated,
+            ..AuthArgs::default()
+        };
+        let gate = Gate::new(&args, None).expect("gate");
+        send_sync(&gate);
+        let (parts, ()) = http::Request::new(()).into_parts();
+        send(gate.admit(&parts, &[]));
+        send(gate.start());
     }
 
     #[test]
