@@ -276,6 +276,7 @@ impl World {
             "requestheader-client-ca-file": front_proxy_ca.pem(),
             "requestheader-allowed-names": "[\"front-proxy-client\"]",
             "requestheader-username-headers": "[\"X-Remote-User\"]",
+            "requestheader-uid-headers": "[\"X-Remote-Uid\"]",
             "requestheader-group-headers": "[\"X-Remote-Group\"]",
             "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
         });
@@ -315,6 +316,7 @@ fn user(body: &Value) -> (String, Vec<String>) {
 
 const ALICE_HEADERS: &[(&str, &str)] = &[
     ("X-Remote-User", "alice"),
+    ("X-Remote-Uid", "uid-alice"),
     ("X-Remote-Group", "devs"),
     ("X-Remote-Group", "ops"),
     ("X-Remote-Extra-Scopes", "read"),
@@ -342,7 +344,7 @@ async fn front_proxy_certificate_makes_the_remote_headers_trusted() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(
         body,
-        json!({"name": "alice", "uid": "", "groups": ["devs", "ops", "system:authenticated"],
+        json!({"name": "alice", "uid": "uid-alice", "groups": ["devs", "ops", "system:authenticated"],
                "extra": {"example.com/team": ["blue"], "scopes": ["read"]}})
     );
     // The SubjectAccessReview carried the header identity and the RequestInfo attributes,
@@ -355,6 +357,7 @@ async fn front_proxy_certificate_makes_the_remote_headers_trusted() {
         reviews[0]["spec"],
         json!({
             "user": "alice",
+            "uid": "uid-alice",
             "groups": ["devs", "ops", "system:authenticated"],
             "extra": {"example.com/team": ["blue"], "scopes": ["read"]},
             "resourceAttributes": {

@@ -395,3 +395,25 @@ async fn discovery_finds_builtins_and_crds_at_preferred_versions() {
         "crontabs.stable.example.com"
     );
 }
+
+#[tokio::test]
+async fn forbidden_lists_are_reported_with_the_api_message() {
+    let standin = KubeStandIn::start();
+    // RBAC without list on services: every list attempt is refused.
+    standin.fail("/api/v1/services", 403, 1000);
+    let lister = KubeObjects::new(standin.client().await).with_sync_timeout(Duration::from_secs(2));
+    let services = builtin("", "services");
+    let err = lister
+        .list(&services, Some("prod"), &all())
+        .await
+        .expect_err("forbidden");
+    assert_eq!(
+        err,
+        ListError::Api {
+            resource: "services".into(),
+            message: "injected failure 403 for /api/v1/services (403 Forbidden)".into(),
+        }
+    );
+    // The shim's credentials never show up in what is reported.
+    assert!(!err.to_string().contains(kube_support::SHIM_TOKEN));
+}

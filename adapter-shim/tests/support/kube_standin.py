@@ -339,7 +339,8 @@ class Handler(BaseHTTPRequestHandler):
                     if f["count"] > 0 and path.startswith(f["prefix"]):
                         f["count"] -= 1
                         code = int(f["status"])
-                        body = status_body(code, "InternalError", "injected failure")
+                        reason = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests", 503: "ServiceUnavailable"}.get(code, "InternalError")
+                        body = status_body(code, reason, f"injected failure {code} for {path}")
                         break
                 else:
                     body = None
