@@ -26,6 +26,27 @@
 //! Chain validation is done here with rustls-webpki against the current CA set, not in the
 //! TLS handshake: [`client_cert_verifier`] only asks for a certificate and checks the
 //! handshake signature.
+//!
+//! RBAC, as for prometheus-adapter: a RoleBinding in `kube-system` to the Role
+//! `extension-apiserver-authentication-reader` (get/list/watch of that one ConfigMap; the
+//! watch uses `fieldSelector=metadata.name=…`, which that Role allows), and a
+//! ClusterRoleBinding to `system:auth-delegator` (create TokenReviews and
+//! SubjectAccessReviews). `--authorization-mode=allow-authenticated` needs only the first.
+//!
+//! Wiring (the server side):
+//!
+//! ```ignore
+//! let gate = Gate::new(&cli.auth, Some(client.clone()))?;   // config errors fail here
+//! gate.start().await?;                                      // ConfigMap read, then watched
+//! let tls = rustls::ServerConfig::builder()
+//!     .with_client_cert_verifier(adapter_shim::auth::client_cert_verifier())
+//!     .with_single_cert(chain, key)?;
+//! // per request, with the chain `peer_certificates()` returned for the connection:
+//! match gate.admit(&parts, &peer_certs).await {
+//!     Ok(user) => serve(user),
+//!     Err(status) => answer(status), // 401 / 403 / 500 Status
+//! }
+//! ```
 
 mod attributes;
 mod certs;

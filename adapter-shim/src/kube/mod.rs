@@ -10,6 +10,12 @@
 //!   can be added to the [`ResourceCatalog`](crate::naming::ResourceCatalog).
 //!
 //! TLS is rustls with the aws-lc-rs provider; no OpenSSL.
+//!
+//! RBAC the shim's service account needs for this module: `list` and `watch` on every
+//! resource type wildcard requests name (prometheus-adapter's ClusterRole covers `pods`,
+//! `services`, `namespaces`, `nodes`; add e.g. `deployments.apps` or CRDs when rules use
+//! them), cluster-wide (the caches watch all namespaces). Discovery needs nothing beyond the
+//! `system:discovery` role every authenticated user has.
 
 mod discovery;
 mod objects;
