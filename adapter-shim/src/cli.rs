@@ -145,6 +145,18 @@ pub struct Args {
         env = "ADAPTER_SHIM_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+
+    /// How often the cluster's resource types (CRDs) are re-discovered.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration, env = "ADAPTER_SHIM_DISCOVERY_INTERVAL")]
+    pub discovery_interval: Duration,
+
+    /// Kubernetes API access.
+    #[command(flatten)]
+    pub kube: crate::kube::KubeArgs,
+
+    /// Authentication and authorization.
+    #[command(flatten)]
+    pub auth: crate::auth::AuthArgs,
 }
 
 /// A command line that parses but cannot work.
@@ -212,6 +224,9 @@ impl Args {
         }
         if self.config_reload_interval.is_zero() {
             return Err(UsageError::Zero("--config-reload-interval"));
+        }
+        if self.discovery_interval.is_zero() {
+            return Err(UsageError::Zero("--discovery-interval"));
         }
         let max_age = self.metrics_max_age.unwrap_or(self.metrics_relist_interval);
         if max_age < self.metrics_relist_interval {
@@ -289,6 +304,12 @@ mod tests {
             }
         );
         assert!(args.enable_external_metrics);
+    }
+
+    #[test]
+    fn flags_are_well_formed() {
+        use clap::CommandFactory as _;
+        Args::command().debug_assert();
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! prometheus-adapter's configuration, querying Prometheus or Amazon Managed Service for
 //! Prometheus through `sigv4-proxy`.
 //!
-//! This crate is the pure core, with no I/O beyond reading the configuration file:
+//! The pure core, with no I/O beyond reading the configuration file:
 //!
 //! - [`config`]: prometheus-adapter's YAML, loaded strictly and validated up front;
 //! - [`naming`]: series filters, metric names, and label ↔ resource association;
@@ -11,11 +11,26 @@
 //! - [`prometheus`]: Prometheus API requests and responses;
 //! - [`quantity`]: float → Kubernetes Quantity strings, exactly as prometheus-adapter;
 //! - [`wire`]: the JSON answers, byte-compatible with prometheus-adapter's.
+//!
+//! Serving:
+//!
+//! - [`cli`]: the command line, validated before anything is bound;
+//! - [`promclient`]: calls to Prometheus (normally through the `sigv4-proxy` sidecar);
+//! - [`discovery`]: the relist loop and the atomically swapped [`discovery::Snapshot`];
+//! - [`reload`]: rules hot reload on change and SIGHUP;
+//! - [`api`]: routing, lookups, queries and answers (the only place errors become status);
+//! - [`objects`]: the object-lister seam for wildcard requests;
+//! - [`kube`]: the Kubernetes API side: object lists for wildcard requests, API discovery;
+//! - [`auth`]: delegated authentication and authorization, as the kube-aggregator expects;
+//! - [`tls`], [`server`]: HTTPS (h2 and HTTP/1.1) with admission and graceful drain;
+//! - [`metrics`]: the shim's own `/metrics`.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod kube;
 pub mod metrics;
 pub mod naming;
 pub mod objects;

@@ -9,15 +9,16 @@ use clap::Parser as _;
 use clap::error::ErrorKind;
 
 use adapter_shim::api::{Api, ReadyCheck};
+use adapter_shim::auth::{Gate, client_cert_verifier};
 use adapter_shim::cli::{Args, LogFormat};
 use adapter_shim::config::{Config, Rule};
 use adapter_shim::discovery::Discovery;
+use adapter_shim::kube::{KubeObjects, discover_resources};
 use adapter_shim::metrics::Metrics;
 use adapter_shim::naming::ResourceCatalog;
-use adapter_shim::objects::StaticObjects;
 use adapter_shim::promclient::PromClient;
 use adapter_shim::reload::Reloader;
-use adapter_shim::server::{self, AllowAll};
+use adapter_shim::server;
 use adapter_shim::tls::ServingCert;
 
 /// sysexits.h EX_USAGE: the command line, environment or configuration is wrong.
@@ -81,11 +82,13 @@ async fn run(
     prom: adapter_shim::promclient::PromSettings,
     max_age: std::time::Duration,
 ) -> ExitCode {
+    // Configuration problems (files, kubeconfigs, CA files) end the process with 64 before
+    // the port is bound.
     let serving = match ServingCert::load(&args.cert_source(), &service_names()) {
         Ok(serving) => serving,
         Err(error) => return usage(error),
     };
-    let tls = match serving.server_config(None, args.disable_http2) {
+    let tls = match serving.server_config(Some(client_cert_verifier()), args.disable_http2) {
         Ok(tls) => tls,
         Err(error) => return usage(error),
     };
@@ -93,6 +96,22 @@ async fn run(
         Ok(client) => client,
         Err(error) => return usage(format!("Prometheus client: {error}")),
     };
+    let kube = match adapter_shim::kube::client(args.kube.kubeconfig.as_deref()).await {
+        Ok(kube) => kube,
+        Err(error) => return usage(format!("Kubernetes client: {error}")),
+    };
+    let lister = match args.kube.lister_kubeconfig.as_deref() {
+        Some(path) => match adapter_shim::kube::client(Some(path)).await {
+            Ok(lister) => lister,
+            Err(error) => return usage(format!("Kubernetes lister client: {error}")),
+        },
+        None => kube.clone(),
+    };
+    let gate = match Gate::new(&args.auth, Some(kube.clone())) {
+        Ok(gate) => Arc::new(gate),
+        Err(error) => return usage(error),
+    };
+
     let metrics = Metrics::new();
     let discovery = Arc::new(Discovery::new(
         Arc::new(config),
@@ -101,10 +120,17 @@ async fn run(
         max_age,
         metrics.clone(),
     ));
-    let ready: ReadyCheck = Arc::new(|| Ok(()));
+    let ready_gate = gate.clone();
+    let ready: ReadyCheck = Arc::new(move || {
+        if ready_gate.is_ready() {
+            Ok(())
+        } else {
+            Err("authentication configuration not loaded yet".into())
+        }
+    });
     let api = Api {
         discovery: discovery.clone(),
-        objects: Arc::new(StaticObjects::new()),
+        objects: Arc::new(KubeObjects::new(lister)),
         metrics: metrics.clone(),
         external_enabled: args.enable_external_metrics,
         ready,
@@ -119,7 +145,12 @@ async fn run(
         }
     };
     let local = listener.local_addr().unwrap_or(addr);
-    tracing::info!(address = %local, external = args.enable_external_metrics, "serving the metrics APIs over HTTPS");
+    tracing::info!(
+        address = %local,
+        external = args.enable_external_metrics,
+        auth = %gate.describe(),
+        "serving the metrics APIs over HTTPS"
+    );
     // Test harnesses read the bound port from this line (with --secure-port 0).
     println!("listening on {local}");
 
@@ -131,6 +162,13 @@ async fn run(
         }
     };
     let _cert_watcher = serving.spawn_watcher();
+    tokio::spawn(start_auth(gate.clone(), stopped()));
+    tokio::spawn(discover_types(
+        kube,
+        discovery.clone(),
+        args.discovery_interval,
+        stopped(),
+    ));
     tokio::spawn(
         discovery
             .clone()
@@ -148,13 +186,63 @@ async fn run(
         listener,
         tls,
         api,
-        Arc::new(AllowAll),
+        gate,
         args.disable_http2,
         shutdown,
         args.shutdown_timeout,
     )
     .await;
     ExitCode::SUCCESS
+}
+
+/// Loads the authentication configuration, retrying until it works; `/readyz` reports
+/// not ready until then (discovery documents are served regardless).
+async fn start_auth(gate: Arc<Gate>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        match gate.start().await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, retry_in_ms = delay.as_millis() as u64, "authentication setup failed");
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+    }
+}
+
+/// Adds the cluster's resource types (CRDs) to the catalog, now and every `interval`.
+async fn discover_types(
+    kube: ::kube::Client,
+    discovery: Arc<Discovery>,
+    interval: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        match discover_resources(&kube).await {
+            Ok(found) => {
+                let mut catalog = ResourceCatalog::builtin();
+                let count = found.len();
+                for info in found {
+                    catalog.insert(info);
+                }
+                discovery.set_catalog(Arc::new(catalog));
+                tracing::debug!(types = count, "resource types discovered");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "resource type discovery failed; keeping the known types");
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
 }
 
 /// Names for a generated certificate: the pod's host name (the aggregator dials the

@@ -55,6 +55,20 @@ impl Admission for AllowAll {
     }
 }
 
+impl Admission for crate::auth::Gate {
+    fn admit<'a>(
+        &'a self,
+        parts: &'a http::request::Parts,
+        peer_certs: &'a [CertificateDer<'static>],
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            crate::auth::Gate::admit(self, parts, peer_certs)
+                .await
+                .map(|_user| ())
+        })
+    }
+}
+
 /// What one connection's requests share.
 #[derive(Debug, Clone)]
 struct Shared {

@@ -1,12 +1,16 @@
-//! End to end through the real stack (see `stack/mod.rs`): the exact calls an HPA makes for
-//! an `Object` metric, a namespace metric and an `External` metric, in both API versions,
-//! plus discovery, health and error answers.
+//! End to end through the real stack (see `stack/mod.rs`): the exact calls an HPA makes
+//! for a `Pods` metric (wildcard + labelSelector), an `Object` metric, a namespace metric
+//! and an `External` metric, in both API versions, called as the kube-aggregator calls
+//! (front-proxy client certificate + `X-Remote-*`), plus discovery, health, authorization
+//! and error answers.
 
 mod stack;
 
 use std::time::Duration;
 
-use stack::{CountersTarget, Shim, prometheus_scraping, quantity, signed_path_to};
+use stack::{
+    Cluster, CountersTarget, HPA_USER, Shim, prometheus_scraping, quantity, signed_path_to,
+};
 
 /// The seeds' rules (App Mesh, http_requests_total), an Object rule for services, and the
 /// ho11y external rule. [`rules`] shortens their rate windows so the test does not wait
@@ -61,20 +65,50 @@ fn hpa_calls_through_the_real_proxy_and_prometheus() {
     let target = CountersTarget::start(SERIES);
     let prometheus = prometheus_scraping(&target);
     let (standin, proxy) = signed_path_to(&prometheus);
+    let cluster = Cluster::start();
+    for (name, app) in [
+        ("web-1", "web"),
+        ("web-2", "web"),
+        ("web-3", "web"), // no series: left out of the answer
+        ("jazz-1", "jazz"),
+        ("jazz-2", "jazz"),
+    ] {
+        cluster.kube.apply("pods", "prod", name, &[("app", app)]);
+    }
+    cluster.kube.apply("services", "prod", "frontend", &[]);
+    // Enough pods that the joined names exceed 8 KiB: the query must go as a POST form.
+    let many: Vec<String> = (0..300)
+        .map(|i| format!("batch-worker-{i:04}-abcdefghijklmnop"))
+        .collect();
+    cluster
+        .kube
+        .apply_many("pods", "batch", &many, &[("app", "worker")]);
+
     let base = format!("{}/workspaces/{}", proxy.url(), standin.workspace);
-    let shim = Shim::start(
-        &rules(),
-        &[
-            "--prometheus-url",
-            &base,
-            "--metrics-relist-interval",
-            "1s",
-            "--metrics-max-age",
-            "10m",
-            "--enable-external-metrics",
-        ],
-        &[],
+    let mut args = vec![
+        "--prometheus-url".to_owned(),
+        base,
+        "--metrics-relist-interval".to_owned(),
+        "1s".to_owned(),
+        "--metrics-max-age".to_owned(),
+        "10m".to_owned(),
+        "--enable-external-metrics".to_owned(),
+    ];
+    args.extend(cluster.shim_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut shim = Shim::start(&rules(), &args, &[]);
+    shim.wait_ready();
+
+    // Before anything else: without the aggregator's certificate the X-Remote-* headers
+    // are not trusted, the caller is anonymous, and the SubjectAccessReview denies it.
+    let anonymous = stack::curl_get(
+        &shim.url("/apis/custom.metrics.k8s.io/v1beta1"),
+        true,
+        &["-H", &format!("X-Remote-User: {HPA_USER}")],
     );
+    assert_eq!(anonymous.status, 403, "{anonymous:?}");
+    assert_eq!(anonymous.json()["reason"], "Forbidden");
+    shim.identity = cluster.aggregator.clone();
 
     // Discovery documents answer 200 at once, whatever has been discovered.
     for path in [
@@ -97,7 +131,8 @@ fn hpa_calls_through_the_real_proxy_and_prometheus() {
     assert_eq!(shim.get("/openapi/v2", true).status, 404);
     assert_eq!(shim.get("/openapi/v3", true).status, 404);
     for path in ["/healthz", "/livez", "/readyz"] {
-        let r = shim.get(path, false);
+        // Always allowed, whoever asks.
+        let r = stack::curl_get(&shim.url(path), false, &[]);
         assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{path}");
     }
 
@@ -191,6 +226,83 @@ fn hpa_calls_through_the_real_proxy_and_prometheus() {
         assert!(described.get("namespace").is_none(), "{described}");
     }
 
+    // type: Pods: the wildcard with the scale target's selector, in both versions. The
+    // object list comes from the Kubernetes API (a watch cache), web-3 has no series and is
+    // left out, the other app's pods are not asked for.
+    for version in ["v1beta1", "v1beta2"] {
+        let pods = shim.get(
+            &format!("/apis/custom.metrics.k8s.io/{version}/namespaces/prod/pods/%2A/http_requests_per_second?labelSelector=app%3Dweb"),
+            true,
+        );
+        assert_eq!(pods.status, 200, "{pods:?}");
+        let pods = pods.json();
+        let items = pods["items"].as_array().expect("items");
+        let named: Vec<(&str, f64)> = items
+            .iter()
+            .map(|i| {
+                (
+                    i["describedObject"]["name"].as_str().expect("name"),
+                    quantity(i["value"].as_str().expect("value")),
+                )
+            })
+            .collect();
+        assert_eq!(named.len(), 2, "{pods}");
+        assert_eq!(named[0].0, "web-1");
+        assert!(close(named[0].1, 12.0), "{pods}");
+        assert_eq!(named[1].0, "web-2");
+        assert!(close(named[1].1, 8.0), "{pods}");
+        if version == "v1beta2" {
+            assert_eq!(items[0]["metric"]["name"], "http_requests_per_second");
+            assert!(items[0].get("metricName").is_none());
+        } else {
+            assert_eq!(items[0]["metricName"], "http_requests_per_second");
+        }
+    }
+    // The App Mesh seed: `app in (jazz)` as the aggregator re-encodes it.
+    let jazz = shim
+        .get(
+            "/apis/custom.metrics.k8s.io/v1beta1/namespaces/prod/pods/%2A/appmesh_requests_per_second?labelSelector=app+in+%28jazz%29",
+            true,
+        )
+        .json();
+    let values: Vec<f64> = jazz["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| quantity(i["value"].as_str().expect("v")))
+        .collect();
+    assert_eq!(values.len(), 2, "{jazz}");
+    assert!(close(values[0], 3.0) && close(values[1], 5.0), "{jazz}");
+    // A pod added to the cluster shows up without a restart (the watch cache follows).
+    cluster
+        .kube
+        .apply("pods", "prod", "jazz-3", &[("app", "jazz")]);
+    target.set_rates(&[r#"envoy_cluster_upstream_rq{namespace="prod",kubernetes_pod_name="jazz-3",envoy_response_code="200"}=7"#]);
+    let three = shim.wait_for(
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/prod/pods/%2A/appmesh_requests_per_second?labelSelector=app%3Djazz",
+        Duration::from_secs(60),
+        |r| r.status == 200 && r.json()["items"].as_array().map(Vec::len) == Some(3),
+    );
+    assert_eq!(
+        three.json()["items"][2]["describedObject"]["name"],
+        "jazz-3",
+        "{three:?}"
+    );
+    // No pods match: 404, as prometheus-adapter.
+    let none = shim.get(
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/prod/pods/%2A/http_requests_per_second?labelSelector=app%3Dnothing",
+        true,
+    );
+    assert_eq!(none.status, 404, "{none:?}");
+    // 300 pods: the query is longer than 8 KiB and goes as a POST form (prometheus-adapter
+    // users hit 414 at ~150 pods); no series, so an empty list.
+    let batch = shim.get(
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/batch/pods/%2A/http_requests_per_second?labelSelector=app%3Dworker",
+        true,
+    );
+    assert_eq!(batch.status, 200, "{batch:?}");
+    assert_eq!(batch.json()["items"], serde_json::json!([]));
+
     // type: External: one aggregated item (GroupBy is empty), summed by the HPA.
     let ext = shim.wait_for(
         "/apis/external.metrics.k8s.io/v1beta1/namespaces/prod/ho11y_rate",
@@ -259,10 +371,12 @@ fn hpa_calls_through_the_real_proxy_and_prometheus() {
     assert_eq!(bad_selector.json()["reason"], "BadRequest");
     let bad_path = shim.get("/apis/custom.metrics.k8s.io/v1beta1/pods", true);
     assert_eq!(bad_path.status, 400);
+    let mut post_args: Vec<&str> = shim.identity.iter().map(String::as_str).collect();
+    post_args.extend(["-X", "POST"]);
     let post = stack::curl_get(
         &shim.url("/apis/custom.metrics.k8s.io/v1beta1"),
         false,
-        &["-X", "POST"],
+        &post_args,
     );
     assert_eq!(post.status, 405, "{post:?}");
 
@@ -285,12 +399,14 @@ fn hpa_calls_through_the_real_proxy_and_prometheus() {
     assert!(!queries.is_empty(), "no query reached the stand-in");
     for q in &queries {
         assert_eq!(q["verified"], true, "{q}");
-        assert!(
-            q["target"]
-                .as_str()
-                .is_some_and(|s| s.contains("&timeout=30s")),
-            "{q}"
-        );
+        if q["method"] == "GET" {
+            assert!(
+                q["target"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("&timeout=30s")),
+                "{q}"
+            );
+        }
     }
     assert!(
         requests
@@ -298,6 +414,41 @@ fn hpa_calls_through_the_real_proxy_and_prometheus() {
             .any(|r| path_of(r).ends_with("/api/v1/series")),
         "discovery used /api/v1/series"
     );
+    let long_post = queries
+        .iter()
+        .find(|q| q["method"] == "POST")
+        .expect("the 300-pod query went as a POST");
+    assert_eq!(long_post["verified"], true);
+    assert!(
+        long_post["body_len"].as_u64().unwrap_or(0) > 8 * 1024,
+        "{long_post}"
+    );
+
+    // The Kubernetes side: every call authorized with a SubjectAccessReview carrying the
+    // apiserver's attributes, and one watch-backed list per resource type, not one per
+    // request.
+    let reviews = cluster.kube.access_reviews();
+    let wildcard_review = reviews
+        .iter()
+        .find(|r| r["spec"]["resourceAttributes"]["name"] == "*")
+        .expect("a review for a wildcard request");
+    assert_eq!(wildcard_review["spec"]["user"], HPA_USER);
+    let attrs = &wildcard_review["spec"]["resourceAttributes"];
+    assert_eq!(attrs["verb"], "get");
+    assert_eq!(attrs["group"], "custom.metrics.k8s.io");
+    assert_eq!(attrs["resource"], "pods");
+    assert_eq!(attrs["namespace"], "prod");
+    let pod_lists = cluster
+        .kube
+        .requests()
+        .iter()
+        .filter(|r| {
+            r["method"] == "GET"
+                && r["path"].as_str().is_some_and(|p| p == "/api/v1/pods")
+                && r["query"].get("watch").is_none()
+        })
+        .count();
+    assert_eq!(pod_lists, 1, "pods listed once, then watched");
 
     // Its own metrics.
     let m = shim.get("/metrics", false);

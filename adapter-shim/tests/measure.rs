@@ -7,14 +7,16 @@
 //! - the shim's resident memory after discovering 10 000 series (100 metric names × 100
 //!   pods, one `/api/v1/series` answer of 10 000 label sets per relist);
 //! - the latency it adds per request: the same PromQL sent straight to the proxy vs the
-//!   shim's `type: Object` answer (curl, one keep-alive connection each, medians).
+//!   shim's `type: Object` answer, called as the aggregator calls it (front-proxy client
+//!   certificate, SubjectAccessReview answers cached), with curl over one keep-alive
+//!   connection each; medians.
 
 mod stack;
 
 use std::process::Command;
 use std::time::Duration;
 
-use stack::{CountersTarget, Shim, prometheus_scraping, signed_path_to};
+use stack::{Cluster, CountersTarget, Shim, prometheus_scraping, signed_path_to};
 
 const METRICS: usize = 100;
 const PODS: usize = 100;
@@ -81,18 +83,20 @@ rules:
   name: {matches: "^(.*)_total", as: "${1}_per_second"}
   metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[20s])) by (<<.GroupBy>>)'
 "#;
-    let shim = Shim::start(
-        rules,
-        &[
-            "--prometheus-url",
-            &base,
-            "--metrics-relist-interval",
-            "2s",
-            "--metrics-max-age",
-            "5m",
-        ],
-        &[("ADAPTER_SHIM_LOG", "warn")],
-    );
+    let cluster = Cluster::start();
+    let mut args = vec![
+        "--prometheus-url".to_owned(),
+        base.clone(),
+        "--metrics-relist-interval".to_owned(),
+        "2s".to_owned(),
+        "--metrics-max-age".to_owned(),
+        "5m".to_owned(),
+    ];
+    args.extend(cluster.shim_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut shim = Shim::start(rules, &args, &[("ADAPTER_SHIM_LOG", "warn")]);
+    shim.identity = cluster.aggregator.clone();
+    shim.wait_ready();
     let object = "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns-7/pods/pod-007/app_metric_042_per_second";
     let ready = shim.wait_for(object, Duration::from_secs(90), |r| r.status == 200);
     assert_eq!(ready.status, 200, "{ready:?}\n{}", shim.log());
@@ -123,7 +127,8 @@ rules:
         adapter_shim::prometheus::query_escape(promql)
     );
     let direct = median_ms(&direct_url, &[]);
-    let via_shim = median_ms(&shim.url(object), &[]);
+    let identity: Vec<&str> = shim.identity.iter().map(String::as_str).collect();
+    let via_shim = median_ms(&shim.url(object), &identity);
     let direct_again = median_ms(&direct_url, &[]);
 
     println!("series in Prometheus matching the rule: {series_count}");

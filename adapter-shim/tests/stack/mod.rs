@@ -10,12 +10,16 @@
 #[path = "../../../sigv4-proxy/tests/support/mod.rs"]
 pub mod support;
 
+#[path = "../support/kube.rs"]
+pub mod kube_support;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use kube_support::KubeStandIn;
 pub use support::proxy_process::ProxyProcess;
 pub use support::{Prometheus, ScratchDir, StandIn, StandInOptions};
 
@@ -108,6 +112,9 @@ pub fn signed_path_to(prometheus: &Prometheus) -> (StandIn, ProxyProcess) {
 /// A running `adapter-shim`; killed on drop.
 pub struct Shim {
     pub addr: SocketAddr,
+    config_path: PathBuf,
+    /// curl arguments every [`Shim::get`] sends (the aggregator's identity).
+    pub identity: Vec<String>,
     child: Child,
     log_path: PathBuf,
     _dir: ScratchDir,
@@ -151,6 +158,8 @@ impl Shim {
             {
                 return Ok(Self {
                     addr,
+                    config_path,
+                    identity: Vec::new(),
                     child,
                     log_path,
                     _dir: dir,
@@ -172,6 +181,28 @@ impl Shim {
 
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.addr)
+    }
+
+    /// Waits until `/readyz` answers 200 (authentication configuration loaded).
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = curl_get(&self.url("/readyz"), false, &[]);
+            if r.status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready: {r:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The rules file the shim was started with (rewrite it to test reloads).
+    pub fn config_path(&self) -> PathBuf {
+        self.config_path.clone()
     }
 
     pub fn log(&self) -> String {
@@ -200,7 +231,8 @@ impl Shim {
     /// GET over HTTPS with curl (`-k`: the shim's certificate is self-signed); `http2`
     /// chooses h2 (as the aggregator speaks) or HTTP/1.1.
     pub fn get(&self, path_and_query: &str, http2: bool) -> Reply {
-        curl_get(&self.url(path_and_query), http2, &[])
+        let identity: Vec<&str> = self.identity.iter().map(String::as_str).collect();
+        curl_get(&self.url(path_and_query), http2, &identity)
     }
 
     /// Polls `path` until `ok` accepts the reply or `timeout` passes; returns the last one.
@@ -274,4 +306,123 @@ pub fn quantity(q: &str) -> f64 {
     num.parse::<f64>()
         .unwrap_or_else(|e| panic!("quantity {q:?}: {e}"))
         * mult
+}
+
+// --- the aggregator's identity -----------------------------------------------------------------
+
+/// A test CA made with rcgen.
+pub struct Ca {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().expect("key");
+        Self {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, key).expect("ca"),
+        }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for `host` (an IP address or DNS name), written to `cert` and
+    /// `key` (the key first, so a watcher never pairs the new certificate with the old key
+    /// for long).
+    pub fn server_files(&self, host: &str, cert: &Path, key: &Path) {
+        let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, host);
+        let pair = rcgen::KeyPair::generate().expect("key");
+        let signed = params.signed_by(&pair, &self.issuer).expect("cert");
+        std::fs::write(key, pair.serialize_pem()).expect("write key");
+        std::fs::write(cert, signed.pem()).expect("write cert");
+    }
+
+    /// A client certificate for `cn`, written as `<dir>/<cn>.crt` and `.key`; returns the
+    /// paths.
+    pub fn client_files(&self, cn: &str, dir: &Path) -> (PathBuf, PathBuf) {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("cert");
+        let (cert_path, key_path) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        (cert_path, key_path)
+    }
+}
+
+/// The user the kube-controller-manager's HPA controller calls as.
+pub const HPA_USER: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
+
+/// A Kubernetes API stand-in set up as a cluster with a front-proxy CA (kubeadm's
+/// `extension-apiserver-authentication`), a SubjectAccessReview policy that allows only the
+/// HPA controller, and curl arguments that call the shim as the kube-aggregator does on the
+/// HPA's behalf: front-proxy client certificate plus `X-Remote-*` headers.
+pub struct Cluster {
+    pub kube: KubeStandIn,
+    pub front_proxy_ca: Ca,
+    pub aggregator: Vec<String>,
+    pub dir: ScratchDir,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let kube = KubeStandIn::start();
+        let front_proxy_ca = Ca::new("front-proxy-ca");
+        let dir = ScratchDir::new("aggregator");
+        let (cert, key) = front_proxy_ca.client_files("front-proxy-client", &dir.path);
+        kube.set_auth_configmap(&serde_json::json!({
+            "requestheader-client-ca-file": front_proxy_ca.pem(),
+            "requestheader-allowed-names": "[\"front-proxy-client\"]",
+            "requestheader-username-headers": "[\"X-Remote-User\"]",
+            "requestheader-group-headers": "[\"X-Remote-Group\"]",
+            "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
+        }));
+        kube.set_sar_policy(&serde_json::json!({
+            "default": "deny",
+            "rules": [{"match": {"user": HPA_USER}, "allowed": true}],
+        }));
+        let aggregator = vec![
+            "--cert".to_owned(),
+            cert.display().to_string(),
+            "--key".to_owned(),
+            key.display().to_string(),
+            "-H".to_owned(),
+            format!("X-Remote-User: {HPA_USER}"),
+            "-H".to_owned(),
+            "X-Remote-Group: system:serviceaccounts".to_owned(),
+            "-H".to_owned(),
+            "X-Remote-Group: system:authenticated".to_owned(),
+        ];
+        Self {
+            kube,
+            front_proxy_ca,
+            aggregator,
+            dir,
+        }
+    }
+
+    /// `--kubeconfig <path>` for the shim.
+    pub fn shim_args(&self) -> Vec<String> {
+        vec![
+            "--kubeconfig".to_owned(),
+            self.kube.kubeconfig().display().to_string(),
+        ]
+    }
 }
