@@ -1,7 +1,7 @@
 # One entry point for humans and CI. `make test` is the test command the README names.
 CARGO ?= cargo
 
-.PHONY: all build release test test-deps validate-manifests image lint fmt ci clean
+.PHONY: all build release test test-deps validate-manifests image demo lint fmt ci clean
 
 all: build
 
@@ -22,6 +22,11 @@ test: test-deps
 # cross-checks against the binaries), plus the Dockerfile; see manifests/README.md.
 validate-manifests: test-deps
 	./scripts/validate-manifests
+
+# The whole loop on one machine: workload, Prometheus, sigv4-proxy, the AMP stand-in,
+# adapter-shim and what an HPA would do (demo/README.md). DEMO_ARGS="--duration 300".
+demo:
+	./scripts/demo $(DEMO_ARGS)
 
 # The container image with both binaries (needs docker and access to base images).
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
