@@ -660,6 +660,7 @@ def main() -> int:
         started = time.monotonic()
         last_hpa = started
         discovered = False
+        failures = 0
         while not stopping.is_set():
             stopping.wait(args.refresh)
             now = time.monotonic()
@@ -672,8 +673,14 @@ def main() -> int:
                     log(f"  discovery: {source.discovery()}")
                     discovered = True
                 items = source.items()
+                failures = 0
             except Exception as exc:  # noqa: BLE001 (shown, and the loop goes on)
                 error = str(exc)[:200]
+                failures += 1
+                if isinstance(source, ShimSource) and failures >= 6:
+                    log(f"  adapter-shim failed {failures} times in a row ({error}); switching to the computed fallback"
+                        f" (shim log: {workdir / 'adapter-shim.log'})")
+                    source = ComputedSource(read_port, rule, workload)
             current = len(workload.names())
             desired, decision = hpa.desired(current, items)
             if now - last_hpa >= HPA_SYNC_SECONDS:
