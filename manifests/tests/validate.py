@@ -256,6 +256,32 @@ def kubernetes_schema_check(objects: list[dict], label: str, report: Report, ver
                 report.error(f"{label}: {kustomize_lite.describe(obj)}: no Kubernetes {version} schema for {obj.get('apiVersion')} {obj.get('kind')}")
 
 
+# --keda-npm: also validate with the validators npm's @kubernetes-models/keda compiles from
+# KEDA's CRDs (needs node and npm; installed into target/keda-npm on first use).
+KEDA_NPM_PACKAGE = "@kubernetes-models/keda@2.0.0"
+KEDA_NPM_DIR = ROOT / "target" / "keda-npm"
+KEDA_NPM_SCRIPT = """
+import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject";
+import fs from "fs";
+const obj = new ScaledObject(JSON.parse(fs.readFileSync(process.argv[2])));
+try { obj.validate(); console.log("valid"); } catch (e) { console.log(e.message); process.exit(1); }
+"""
+keda_npm = False
+
+
+def keda_npm_validate(obj: dict) -> tuple[bool, str]:
+    if not (KEDA_NPM_DIR / "node_modules" / "@kubernetes-models" / "keda").is_dir():
+        KEDA_NPM_DIR.mkdir(parents=True, exist_ok=True)
+        (KEDA_NPM_DIR / "package.json").write_text('{"private": true}')
+        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", KEDA_NPM_PACKAGE], cwd=KEDA_NPM_DIR, check=True, timeout=300)
+    (KEDA_NPM_DIR / "check.mjs").write_text(KEDA_NPM_SCRIPT)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(obj, f)
+        f.flush()
+        result = subprocess.run(["node", "check.mjs", f.name], cwd=KEDA_NPM_DIR, capture_output=True, text=True, timeout=60)
+    return result.returncode == 0, (result.stdout + result.stderr).strip()[:300]
+
+
 def keda_schema_check(objects: list[dict], label: str, report: Report) -> None:
     schema = json.loads((TESTS / "schemas" / "keda-scaledobject-v1alpha1.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(schema)
@@ -265,6 +291,9 @@ def keda_schema_check(objects: list[dict], label: str, report: Report) -> None:
         errors = sorted(validator.iter_errors(obj), key=lambda e: list(e.path))
         report.check(not errors, f"{label}: {kustomize_lite.describe(obj)}: KEDA ScaledObject schema: " + "; ".join(
             f"{'.'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors[:3]))
+        if keda_npm:
+            ok, detail = keda_npm_validate(obj)
+            report.check(ok, f"{label}: {kustomize_lite.describe(obj)}: KEDA ScaledObject schema ({KEDA_NPM_PACKAGE}): {detail}")
 
 
 # --------------------------------------------------------------------------------------
@@ -854,7 +883,11 @@ def run_broken_fixtures(report: Report, cli: Cli, versions: list[str], served: s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print", metavar="OVERLAY", help="print one overlay's rendered YAML and exit")
+    parser.add_argument("--keda-npm", action="store_true",
+                        help=f"also validate ScaledObjects with {KEDA_NPM_PACKAGE}'s validators (needs node and npm)")
     options = parser.parse_args()
+    global keda_npm
+    keda_npm = options.keda_npm
     if options.print:
         objects = kustomize_lite.render(MANIFESTS / "overlays" / options.print)
         print(yaml.safe_dump_all(objects, sort_keys=False), end="")
@@ -866,6 +899,8 @@ def main() -> int:
     report = Report()
     cli = discover_cli(report)
     kustomize = real_kustomize()
+    if keda_npm:
+        report.notes.append(f"ScaledObjects also validated with {KEDA_NPM_PACKAGE} (KEDA's CRDs compiled to validators)")
     report.notes.append(f"renderer: kustomize_lite" + (f", compared with `{' '.join(kustomize)}`" if kustomize else " (no kustomize here to compare with)"))
     rules = find(kustomize_lite.render(MANIFESTS / "base" / "adapter-shim"), "ConfigMap", "adapter-shim-config")
     served = served_metric_names(rules["data"]["config.yaml"])
