@@ -380,18 +380,39 @@ class Hpa:
         self.recommendations: list[tuple[float, int]] = []
         self.last_sync = 0.0
 
-    def desired(self, current: int, items: list[dict]) -> tuple[int, str]:
-        if not items:
+    def desired(self, pods: list[str], items: list[dict]) -> tuple[int, str]:
+        """The HPA's replica calculation (replica_calculator.go GetMetricReplicas) for the
+        listed pods: pods without a value are "missing", assumed at 0 when scaling up and at
+        the target when scaling down, and a result that would reverse direction is dropped."""
+        current = len(pods)
+        values = {i["describedObject"]["name"]: milli_value(i["value"]) for i in items}
+        values = {pod: v for pod, v in values.items() if pod in pods}
+        if not values:
             return current, "no metrics yet: keep the current count"
-        milli = [milli_value(i["value"]) for i in items]
-        average = sum(milli) / len(milli) / 1000
-        ratio = average / TARGET_PER_POD
-        if abs(ratio - 1) <= HPA_TOLERANCE:
-            return current, f"average {average:.2f} within {HPA_TOLERANCE:.0%} of the target {TARGET_PER_POD:g}: keep {current}"
-        raw = math.ceil(len(milli) * ratio)
+        target = TARGET_PER_POD * 1000
+        ratio = sum(values.values()) / len(values) / target
+        missing = [pod for pod in pods if pod not in values]
+        average = sum(values.values()) / len(values) / 1000
+        bounds = f"(min {MIN_REPLICAS}, max {MAX_REPLICAS})"
+        if not missing:
+            if abs(ratio - 1) <= HPA_TOLERANCE:
+                return current, f"average {average:.2f} within {HPA_TOLERANCE:.0%} of the target {TARGET_PER_POD:g}: keep {current}"
+            raw = math.ceil(len(values) * ratio)
+            clamped = max(MIN_REPLICAS, min(MAX_REPLICAS, raw))
+            return clamped, (f"desired = ceil({len(values)} × {average:.2f} / {TARGET_PER_POD:g}) = {raw}"
+                             + (f" → {clamped} " if clamped != raw else " ") + bounds)
+        assumed = target if ratio < 1 else 0
+        total = sum(values.values()) + assumed * len(missing)
+        new_ratio = total / (len(values) + len(missing)) / target
+        note = f"{len(missing)} pod(s) without data yet, counted as {assumed / 1000:g}"
+        if abs(new_ratio - 1) <= HPA_TOLERANCE or (ratio > 1) != (new_ratio > 1):
+            return current, f"{note}: keep {current}"
+        raw = math.ceil(new_ratio * current)
+        if (new_ratio > 1 and raw < current) or (new_ratio < 1 and raw > current):
+            return current, f"{note}: keep {current}"
         clamped = max(MIN_REPLICAS, min(MAX_REPLICAS, raw))
-        return clamped, (f"desired = ceil({len(milli)} × {average:.2f} / {TARGET_PER_POD:g}) = {raw}"
-                         + (f" → {clamped} (min {MIN_REPLICAS}, max {MAX_REPLICAS})" if clamped != raw else f" (min {MIN_REPLICAS}, max {MAX_REPLICAS})"))
+        return clamped, (f"{note}: desired = ceil({current} × {total / current / 1000:.2f} / {TARGET_PER_POD:g}) = {raw}"
+                         + (f" → {clamped} " if clamped != raw else " ") + bounds)
 
     def stabilized(self, now: float, desired: int, current: int) -> int:
         """Scale up at once; scale down to the highest recommendation of the window."""
@@ -682,7 +703,7 @@ def main() -> int:
                         f" (shim log: {workdir / 'adapter-shim.log'})")
                     source = ComputedSource(read_port, rule, workload)
             current = len(workload.names())
-            desired, decision = hpa.desired(current, items)
+            desired, decision = hpa.desired(workload.names(), items)
             if now - last_hpa >= HPA_SYNC_SECONDS:
                 last_hpa = now
                 target = hpa.stabilized(now, desired, current)
