@@ -31,6 +31,7 @@ demo:
 # The container image with both binaries (needs docker and access to base images).
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 image:
+	@command -v docker >/dev/null 2>&1 || { echo "make image: needs docker with BuildKit (Docker 23 or later)" >&2; exit 1; }
 	docker build --build-arg VERSION=$(VERSION) -t amp-sigv4:$(VERSION) .
 
 test-deps:

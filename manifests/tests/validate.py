@@ -930,6 +930,10 @@ def main() -> int:
         status = "ok" if len(report.errors) == before else f"{len(report.errors) - before} error(s)"
         print(f"  {label}: {len(objects)} objects: {status}")
 
+    readme = (MANIFESTS / "README.md").read_text()
+    for overlay in overlays:
+        report.check(f"`overlays/{overlay.name}`" in readme, f"manifests/README.md does not describe overlays/{overlay.name}")
+
     lint_targets = [p for p in MANIFESTS.iterdir() if p.name not in ("tests",)] + [TESTS / "schemas"]
     yamllint([p for p in lint_targets if p.is_dir() or p.suffix in (".yaml", ".yml")], report, "manifests")
     check_dockerfile(ROOT / "Dockerfile", report, "Dockerfile")
