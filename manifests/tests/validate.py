@@ -319,7 +319,8 @@ def check_pods(objects: list[dict], label: str, report: Report, cli: Cli) -> Non
                 if report.check(found is not None, f"{where}: volume {volume['name']}: ConfigMap {cm['name']} is not in the overlay"):
                     for item in cm.get("items") or []:
                         report.check(item["key"] in (found.get("data") or {}), f"{where}: ConfigMap {cm['name']} has no key {item['key']}")
-        drain = 0.0
+        sidecar_drain = main_drain = 0.0
+        sidecars = [c for c in running_containers(spec) if c not in (spec.get("containers") or [])]
         for container in all_containers(spec):
             cwhere = f"{where}: container {container['name']}"
             running = container in running_containers(spec)
@@ -365,11 +366,30 @@ def check_pods(objects: list[dict], label: str, report: Report, cli: Cli) -> Non
             if binary:
                 report.check(container["command"][0] == f"/usr/local/bin/{binary}",
                              f"{cwhere}: command {container['command'][0]} is not where the image installs {binary}")
-                drain = max(drain, check_binary_container(container, binary, cwhere, report, cli, objects))
+                drain = check_binary_container(container, binary, cwhere, report, cli, objects)
+            else:
+                drain = main_container_drain(container)
+            if any(c is container for c in sidecars):
+                sidecar_drain = max(sidecar_drain, drain)
+            else:
+                main_drain = max(main_drain, drain)
             for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
                 (container.get(kind) or {}).pop(".resolvedPort", None)
+        # Native sidecars get SIGTERM only after every main container has exited, within the
+        # same grace period: the drains add up.
         grace = spec.get("terminationGracePeriodSeconds", 30)
-        report.check(grace >= drain, f"{where}: terminationGracePeriodSeconds {grace} is shorter than the drain timeout {drain:g}s")
+        drain = main_drain + sidecar_drain
+        report.check(grace >= drain, f"{where}: terminationGracePeriodSeconds {grace} is shorter than the drain timeout {drain:g}s"
+                     f" (main containers {main_drain:g}s, then native sidecars {sidecar_drain:g}s)")
+
+
+def main_container_drain(container: dict) -> float:
+    """How long a third-party container may take to stop, where its flags bound it."""
+    values = flag_values(list(container.get("command") or [])[1:] + list(container.get("args") or []))
+    if "prometheus" in container.get("image", "").split("/")[-1].split(":")[0]:
+        # Prometheus flushes pending remote-write samples for up to this long on shutdown.
+        return parse_duration(values.get("--storage.remote.flush-deadline", ["1m"])[-1])
+    return 0.0
 
 
 def check_binary_container(container: dict, binary: str, where: str, report: Report, cli: Cli, objects: list[dict]) -> float:
@@ -421,7 +441,11 @@ def check_binary_container(container: dict, binary: str, where: str, report: Rep
                  f"{where}: --prometheus-url {url} is not the pod's sidecar on localhost")
     check_sidecar_route(objects, container, split, ["/api/v1/query", "/api/v1/series"], where, report)
     run_check_config("adapter-shim", args, container, where, report, cli, objects)
-    return 0.0
+    try:
+        return parse_duration(values.get("--shutdown-timeout", ["30s"])[-1])
+    except ValueError as error:
+        report.error(f"{where}: --shutdown-timeout: {error}")
+        return 0.0
 
 
 def pod_of_container(objects: list[dict], container: dict) -> dict | None:
