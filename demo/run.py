@@ -361,7 +361,7 @@ class ShimSource:
 
     def discovery(self) -> str:
         body = get_json(self.url.split("/namespaces/")[0], headers={"Authorization": f"Bearer {self.token}"}, context=self.context)
-        return "discovery lists " + ", ".join(r["name"] for r in body.get("resources") or []) or "nothing yet"
+        return "custom.metrics.k8s.io/v1beta2 lists " + (", ".join(r["name"] for r in body.get("resources") or []) or "nothing yet")
 
     def items(self) -> list[dict]:
         try:
