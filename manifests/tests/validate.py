@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import shlex
@@ -934,7 +933,7 @@ def main() -> int:
     kustomize = real_kustomize()
     if keda_npm:
         report.notes.append(f"ScaledObjects also validated with {KEDA_NPM_PACKAGE} (KEDA's CRDs compiled to validators)")
-    report.notes.append(f"renderer: kustomize_lite" + (f", compared with `{' '.join(kustomize)}`" if kustomize else " (no kustomize here to compare with)"))
+    report.notes.append("renderer: kustomize_lite" + (f", compared with `{' '.join(kustomize)}`" if kustomize else " (no kustomize here to compare with)"))
     rules = find(kustomize_lite.render(MANIFESTS / "base" / "adapter-shim"), "ConfigMap", "adapter-shim-config")
     served = served_metric_names(rules["data"]["config.yaml"])
 
