@@ -30,7 +30,7 @@ rec=$!
   -c 32 -d "$duration" --warmup 1s --progress never --watch-pid $px | grep -A2 '^target'
 wait $rec || true
 perf report -i "$out/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null \
-  | awk '/^ +[0-9.]+%/ {gsub("%","",$1); $2=""; print}' | python3 -c '
+  | awk '/^ +[0-9.]+%/ {gsub("%","",$1); print}' | python3 -c '
 import sys, re, collections
 groups = [
     ("kernel", r"^\[k\]"),
