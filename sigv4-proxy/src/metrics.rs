@@ -1,5 +1,6 @@
 //! Prometheus metrics, served on the admin listener.
 
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
@@ -50,6 +51,51 @@ pub struct Metrics {
     pub credential_refreshes: Counter,
     pub credential_failures: Counter,
     pub credential_expiry: Gauge<f64, AtomicU64>,
+    handles: Handles,
+}
+
+/// Every route class `route_class` returns, in a fixed order: a class' index picks its
+/// resolved metric handles.
+const ROUTES: [&str; 10] = [
+    "alertmanager",
+    "query",
+    "query_range",
+    "series",
+    "labels",
+    "label_values",
+    "remote_write",
+    "metadata",
+    "rules",
+    "other",
+];
+/// What `proxy::method_label` returns, in a fixed order.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "other",
+];
+
+/// Series handles resolved on first use and kept, so a request updates its counters without
+/// hashing labels and taking the family's lock each time. A series appears in the exposition
+/// when first used, as before.
+#[derive(Debug)]
+struct Handles {
+    request_duration: [OnceLock<Histogram>; ROUTES.len()],
+    upstream_duration: [OnceLock<Histogram>; ROUTES.len()],
+    /// Status 200 by method and route, the common answer; other statuses use the family.
+    ok_requests: [[OnceLock<Counter>; ROUTES.len()]; METHODS.len()],
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Self {
+            request_duration: [const { OnceLock::new() }; ROUTES.len()],
+            upstream_duration: [const { OnceLock::new() }; ROUTES.len()],
+            ok_requests: [const { [const { OnceLock::new() }; ROUTES.len()] }; METHODS.len()],
+        }
+    }
+}
+
+fn slot(names: &[&str], name: &str) -> Option<usize> {
+    names.iter().position(|n| *n == name)
 }
 
 fn latency_histogram() -> Histogram {
@@ -140,17 +186,69 @@ impl Default for Metrics {
             credential_refreshes,
             credential_failures,
             credential_expiry,
+            handles: Handles::default(),
         }
     }
 }
 
 impl Metrics {
+    /// Counts one answered request.
+    pub fn count_request(&self, method: &'static str, route: &'static str, status: u16) {
+        let labels = || RequestLabels {
+            method,
+            route,
+            status,
+        };
+        match (status, slot(&METHODS, method), slot(&ROUTES, route)) {
+            (200, Some(m), Some(r)) => self.handles.ok_requests[m][r]
+                .get_or_init(|| self.requests.get_or_create(&labels()).clone())
+                .inc(),
+            _ => self.requests.get_or_create(&labels()).inc(),
+        };
+    }
+
+    /// Records the time from a request's arrival to its response headers.
+    pub fn observe_request_duration(&self, route: &'static str, seconds: f64) {
+        observe(
+            &self.request_duration,
+            &self.handles.request_duration,
+            route,
+            seconds,
+        );
+    }
+
+    /// Records the time the upstream took to answer with headers.
+    pub fn observe_upstream_duration(&self, route: &'static str, seconds: f64) {
+        observe(
+            &self.upstream_duration,
+            &self.handles.upstream_duration,
+            route,
+            seconds,
+        );
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+fn observe(
+    family: &Family<RouteLabels, Histogram>,
+    handles: &[OnceLock<Histogram>; ROUTES.len()],
+    route: &'static str,
+    seconds: f64,
+) {
+    match slot(&ROUTES, route) {
+        Some(r) => handles[r]
+            .get_or_init(|| family.get_or_create(&RouteLabels { route }).clone())
+            .observe(seconds),
+        None => family
+            .get_or_create(&RouteLabels { route })
+            .observe(seconds),
     }
 }
 
@@ -224,6 +322,10 @@ mod tests {
             ("/anything/else", "other"),
         ] {
             assert_eq!(route_class(path), class, "{path}");
+            assert!(
+                slot(&ROUTES, class).is_some(),
+                "{class} has resolved handles"
+            );
         }
     }
 
@@ -258,5 +360,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# EOF"));
+    }
+
+    #[test]
+    fn resolved_handles_update_the_exported_series() {
+        let metrics = Metrics::default();
+        metrics.count_request("GET", "query", 200);
+        metrics.count_request("GET", "query", 200);
+        metrics.count_request("GET", "query", 503);
+        metrics.count_request("BREW", "query", 200);
+        metrics.observe_request_duration("query", 0.003);
+        metrics.observe_request_duration("query", 0.004);
+        metrics.observe_upstream_duration("series", 0.002);
+        let text = metrics.encode();
+        for line in [
+            r#"sigv4_proxy_requests_total{method="GET",route="query",status="200"} 2"#,
+            r#"sigv4_proxy_requests_total{method="GET",route="query",status="503"} 1"#,
+            r#"sigv4_proxy_requests_total{method="BREW",route="query",status="200"} 1"#,
+            r#"sigv4_proxy_request_duration_seconds_count{route="query"} 2"#,
+            r#"sigv4_proxy_upstream_duration_seconds_count{route="series"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        assert!(
+            !text.contains(r#"route="remote_write""#),
+            "unused series stay out"
+        );
     }
 }
