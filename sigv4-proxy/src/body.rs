@@ -45,12 +45,13 @@ where
     let mut body = std::pin::pin!(body);
     let mut hasher = Sha256::new();
     let mut held = if expected >= MAPPED_BODY_MIN {
-        // MAP_POPULATE: the kernel provides all pages in one call instead of taking a page
-        // fault for each 4 KiB as the body is copied in (256 faults per MiB, costly in a
-        // VM). Out of address space is no reason to fail a request: the heap may serve it.
+        // Not MAP_POPULATE, although it saves a page fault per 4 KiB: the length is the
+        // client's Content-Length, and committing it before a byte has arrived would let
+        // clients that declare 32 MiB and send nothing pin 32 MiB each. Pages are committed
+        // as data arrives. Out of address space is no reason to fail a request: the heap may
+        // serve it.
         memmap2::MmapOptions::new()
             .len(expected)
-            .populate()
             .map_anon()
             .map(|map| Held::Mapped(MappedBody { map, len: 0 }))
             .unwrap_or(Held::Nothing)

@@ -296,3 +296,60 @@ fn proxy_errors_are_precise_json_without_internals() {
         "still answering"
     );
 }
+
+#[test]
+fn declared_but_unsent_bodies_do_not_pin_memory() {
+    // Clients that declare a large Content-Length and then send nothing must not make the
+    // proxy commit that memory up front (a mapping populated at its declared size would:
+    // 24 × 30 MiB ≈ 720 MiB).
+    use std::io::Write as _;
+    const CLIENTS: usize = 24;
+    const DECLARED: u64 = 30 * 1024 * 1024;
+    let upstream = Upstream::start(AKID, SECRET, None);
+    let proxy = proxy_to(upstream.standin.port, &[]);
+    assert_eq!(
+        curl(&[&format!(
+            "{}/workspaces/{WS}/api/v1/query?query=1",
+            proxy.url()
+        )])
+        .status,
+        200
+    );
+    let before_kib = proxy.status_kib("VmRSS");
+    let mut held = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let mut stream = std::net::TcpStream::connect(proxy.addr).expect("connect");
+        write!(
+            stream,
+            "POST /workspaces/{WS}/api/v1/remote_write HTTP/1.1\r\nHost: {}\r\n\
+             Content-Type: application/x-protobuf\r\nContent-Length: {DECLARED}\r\n\r\n",
+            proxy.addr
+        )
+        .expect("write head");
+        // A first few bytes, so every request is past its head and reading the body.
+        stream.write_all(&[0u8; 1024]).expect("write some body");
+        held.push(stream);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let during_kib = proxy.status_kib("VmRSS");
+    eprintln!(
+        "{CLIENTS} requests declaring {} MiB each: RSS {:.1} MiB (before {:.1} MiB)",
+        DECLARED / 1024 / 1024,
+        during_kib as f64 / 1024.0,
+        before_kib as f64 / 1024.0
+    );
+    assert!(
+        during_kib < before_kib + 64 * 1024,
+        "RSS grew from {before_kib} KiB to {during_kib} KiB for bodies that were never sent"
+    );
+    drop(held);
+    // Still serving.
+    assert_eq!(
+        curl(&[&format!(
+            "{}/workspaces/{WS}/api/v1/query?query=1",
+            proxy.url()
+        )])
+        .status,
+        200
+    );
+}
