@@ -13,7 +13,7 @@ use percent_encoding::percent_decode_str;
 
 use crate::discovery::{Discovery, Snapshot};
 use crate::metrics::{CallLabels, KindLabels, Metrics};
-use crate::naming::{GroupResource, ResourceInfo};
+use crate::naming::GroupResource;
 use crate::objects::ObjectLister;
 use crate::prometheus::{PromError, QueryResult, match_values_to_names, values_by_label};
 use crate::quantity::format_value;
@@ -441,7 +441,7 @@ impl Api {
             // NaN and ±Inf have no Quantity: the item is left out (see the README).
             .filter_map(|(name, v)| {
                 format_value(v).ok().map(|value| MetricValueV1Beta1 {
-                    described_object: object_reference(&info, namespace, &name),
+                    described_object: info.object_reference(namespace, &name),
                     metric_name: metric.to_owned(),
                     timestamp: now,
                     window_seconds: None,
@@ -579,14 +579,6 @@ fn query_error(e: &QueryError, rule: String) -> Status {
             Status::internal_error(FETCH_FAILED)
         }
     }
-}
-
-fn object_reference(
-    info: &ResourceInfo,
-    namespace: &str,
-    name: &str,
-) -> crate::wire::ObjectReference {
-    info.object_reference(namespace, name)
 }
 
 fn custom_group() -> ApiGroup {

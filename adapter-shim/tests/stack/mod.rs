@@ -270,27 +270,33 @@ impl Reply {
     }
 }
 
-/// `curl -k` GET, with extra curl arguments (client certificates, headers).
+/// `curl -k` GET, with extra curl arguments (client certificates, headers), through the
+/// shared test support's [`support::proxy_process::curl`].
 pub fn curl_get(url: &str, http2: bool, extra: &[&str]) -> Reply {
-    let out = Command::new("curl")
-        .args(["-sk", "--max-time", "30"])
-        .arg(if http2 { "--http2" } else { "--http1.1" })
-        .args(["-w", "\n%{http_code} %{http_version} %{content_type}"])
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("run curl (apt-get install curl)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, trailer) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let mut parts = trailer.splitn(3, ' ');
-    let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let http_version = parts.next().unwrap_or_default().to_owned();
-    let content_type = parts.next().unwrap_or_default().to_owned();
+    let mut args = vec![
+        "-k",
+        "--max-time",
+        "30",
+        if http2 { "--http2" } else { "--http1.1" },
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let answer = support::proxy_process::curl(&args);
+    // The status line of the last header block: `HTTP/2 200` or `HTTP/1.1 200 OK`.
+    let http_version = answer
+        .headers
+        .rsplit("\r\n\r\n")
+        .find(|b| !b.trim().is_empty())
+        .and_then(|block| block.lines().next())
+        .and_then(|line| line.split_whitespace().next())
+        .and_then(|proto| proto.strip_prefix("HTTP/"))
+        .unwrap_or_default()
+        .to_owned();
     Reply {
-        status,
-        content_type,
+        status: answer.status,
+        content_type: answer.header("content-type").unwrap_or_default(),
         http_version,
-        body: body.to_owned(),
+        body: answer.text(),
     }
 }
 
